@@ -1,0 +1,47 @@
+# otp-bot developer commands. `make test` works on a fresh Debian/Ubuntu machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: help venv dovecot test check lint types format demo soak bench clean
+
+help:
+	@echo "make demo    run the whole loop locally (simulator + Dovecot + daemon)"
+	@echo "make test    install what is missing and run the test suite"
+	@echo "make check   lint (ruff), types (mypy --strict) and the tests"
+	@echo "make soak    the long fault-injection soak (about 10 minutes)"
+	@echo "make bench   the benchmark scripts"
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "otp-bot needs Python >= 3.11 ($(PYTHON) is older)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || \
+		{ echo "cannot create a virtualenv: install python3-venv"; exit 1; }
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+dovecot:
+	@bash .ci/install-dovecot.sh
+
+test: venv dovecot
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check otp_bot tests bench
+	$(VENV)/bin/ruff format --check otp_bot tests bench
+
+types: venv
+	$(VENV)/bin/mypy
+
+format: venv
+	$(VENV)/bin/ruff format otp_bot tests bench
+	$(VENV)/bin/ruff check --fix otp_bot tests bench
+
+check: lint types test
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,85 @@
+"""The ``otp-bot`` command line: parses arguments, builds settings, dispatches.
+
+Exit codes: 0 success, 1 failure (the reason on stderr), 2 bad configuration
+or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from otp_bot import __version__
+from otp_bot.config import Settings, load_settings
+from otp_bot.errors import ConfigError, OtpBotError
+from otp_bot.logs import scrub_text
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _settings(args: argparse.Namespace) -> list[Settings]:
+    files: list[Path] = args.env_file or []
+    if not files:
+        return [load_settings()]
+    return [load_settings(path) for path in files]
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from otp_bot.extract import extract
+
+    try:
+        raw = Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"otp-bot extract: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_FAILURE
+    evidence = extract(raw, trusted_authserv_ids=frozenset(args.trusted_authserv_id or ()))
+    if args.json:
+        print(json.dumps(evidence.to_dict(), ensure_ascii=False))
+    else:
+        print(evidence.summary())
+    return EXIT_OK
+
+
+def _add_env_file(parser: argparse.ArgumentParser, *, many: bool = False) -> None:
+    help_text = "file with OTP_BOT_* variables"
+    if many:
+        parser.add_argument(
+            "--env-file", type=Path, action="append", help=help_text + " (repeatable)"
+        )
+    else:
+        parser.add_argument("--env-file", type=Path, help=help_text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="otp-bot", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"otp-bot {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    extract = sub.add_parser("extract", help="show what the bot reads from one e-mail")
+    extract.add_argument("file", metavar="FILE.eml")
+    extract.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    extract.add_argument(
+        "--trusted-authserv-id",
+        action="append",
+        help="also trust Authentication-Results from this authserv-id",
+    )
+    extract.set_defaults(handler=_cmd_extract, needs_settings=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"otp-bot: configuration error: {scrub_text(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except OtpBotError as exc:
+        print(f"otp-bot: {scrub_text(str(exc))}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130

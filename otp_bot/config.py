@@ -1,0 +1,254 @@
+"""Settings: one pydantic-settings object per account, built at the entry point.
+
+Values come from the environment, from ``--env-file`` files (same names) and,
+for secrets, from files in ``$CREDENTIALS_DIRECTORY`` (systemd
+``LoadCredential=``) named like the variable, e.g. ``OTP_BOT_API_KEY``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from otp_bot.errors import ConfigError
+
+ENV_PREFIX = "OTP_BOT_"
+# Durations are given in seconds (fractions allowed).
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class ImapSecurity(StrEnum):
+    TLS = "tls"
+    STARTTLS = "starttls"
+    NONE = "none"
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    CONSOLE = "console"
+    AUTO = "auto"
+
+
+class MailAction(StrEnum):
+    """What to do with an e-mail once its code or link was submitted."""
+
+    LEAVE = "leave"
+    SEEN = "seen"
+    MOVE = "move"
+    DELETE = "delete"
+
+
+class InputForm(StrEnum):
+    """Forms an EMAIL_VERIFICATION input can take, tried in the configured order."""
+
+    LINK = "link"
+    PIN = "pin"
+
+
+class PublishMode(StrEnum):
+    FREE = "FREE"
+    PROMOTED = "PROMOTED"
+    PROMOTED_PLUS = "PROMOTED_PLUS"
+
+
+class PublishService(StrEnum):
+    CLASSIC = "CLASSIC"
+    RECRUITER = "RECRUITER"
+
+
+def _default_state_dir() -> Path:
+    # systemd's StateDirectory= exports $STATE_DIRECTORY (possibly a
+    # colon-separated list: the first entry is ours).
+    state = os.environ.get("STATE_DIRECTORY", "")
+    return Path(state.split(":")[0]) if state else Path("state")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in {"localhost", "localhost.localdomain"}:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _split_list(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything one account needs; see ``.env.example`` for each variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        case_sensitive=False,
+        extra="ignore",
+        frozen=True,
+        hide_input_in_errors=True,
+    )
+
+    # --- postpress -----------------------------------------------------
+    account_id: str = Field(min_length=1, max_length=200)
+    api_key: SecretStr
+    api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.postpress.ai/v1")
+    api_timeout: Seconds = 30
+    # Transient API failures are retried at most this many times in total ...
+    api_retry_attempts: int = Field(default=6, ge=1, le=50)
+    # ... and for at most this long, whichever comes first.
+    api_retry_max_time: Seconds = 180
+
+    # --- publish options (sent with every publish) -------------------------
+    publish_mode: PublishMode = PublishMode.FREE
+    publish_service: PublishService = PublishService.CLASSIC
+    publish_hiring_photo_frame: bool | None = None
+    publish_bypass_email_verification: bool | None = None
+
+    # --- IMAP -------------------------------------------------------------
+    imap_host: str = Field(min_length=1)
+    imap_port: int = Field(default=993, ge=1, le=65535)
+    imap_user: str = Field(min_length=1)
+    imap_password: SecretStr | None = None
+    imap_security: ImapSecurity = ImapSecurity.TLS
+    # Extra CA bundle to verify the server's certificate (private CAs).
+    imap_ca_file: Path | None = None
+    imap_folder: str = "INBOX"
+    # Command whose stdout is an OAuth2 access token (XOAUTH2 login). Run
+    # without a shell; split like a POSIX command line.
+    imap_oauth2_token_command: str | None = None
+    # Access tokens are refreshed this long after they were obtained (Google
+    # and Microsoft issue tokens valid for 60 minutes).
+    imap_oauth2_token_lifetime: Seconds = 2700
+    imap_timeout: Seconds = 30
+    # IDLE is re-issued after this long (Gmail drops idle sessions after ~10 min).
+    imap_idle_interval: Seconds = 480
+    # Polling period when the server lacks IDLE.
+    imap_poll_interval: Seconds = 20
+    # On the very first start, mail received this long ago is still looked at.
+    imap_lookback: Seconds = 3600
+    # Larger messages are read only up to this size (LinkedIn mails are ~50 kB).
+    imap_max_message_bytes: int = Field(default=2_000_000, ge=10_000)
+    mail_after_use: MailAction = MailAction.LEAVE
+    mail_move_folder: str = "otp-bot/used"
+
+    # --- trust and matching ------------------------------------------------
+    # authserv-ids whose Authentication-Results header is trusted even when it
+    # is not the topmost one (e.g. "mx.google.com").
+    trusted_authserv_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Mail received up to this long before the checkpoint still counts
+    # (clocks of LinkedIn, the mail server and this host differ).
+    clock_skew: Seconds = 120
+    # How long a draft waits for its e-mail before publishing again.
+    code_timeout: Seconds = 900
+    # How many times a draft may be published again (timeout, expired link).
+    republish_limit: int = Field(default=3, ge=0, le=20)
+    # EMAIL_VERIFICATION inputs to try, in order.
+    verification_input_order: Annotated[list[InputForm], NoDecode] = Field(
+        default_factory=lambda: [InputForm.LINK, InputForm.PIN]
+    )
+
+    # --- running ----------------------------------------------------------
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    control_addr: str = "127.0.0.1:8787"
+    # Bearer token required by the control API (unset: no auth, loopback only).
+    control_token: SecretStr | None = None
+    # /healthz fails when the mailbox loop made no progress for this long.
+    health_max_stale: Seconds = 1200
+    log_format: LogFormat = LogFormat.AUTO
+    log_level: str = "info"
+
+    @field_validator("trusted_authserv_ids", "verification_input_order", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("verification_input_order")
+    @classmethod
+    def _non_empty_unique(cls, value: list[InputForm]) -> list[InputForm]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError("must list link and/or pin, each at most once")
+        return value
+
+    @field_validator("control_addr")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        split_host_port(value)
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.lower() not in {"debug", "info", "warning", "error"}:
+            raise ValueError("must be debug, info, warning or error")
+        return value.lower()
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        if self.imap_security is ImapSecurity.NONE and not _is_loopback(self.imap_host):
+            raise ValueError(
+                "OTP_BOT_IMAP_SECURITY=none is only allowed for a loopback "
+                "OTP_BOT_IMAP_HOST (127.0.0.1, ::1, localhost)"
+            )
+        if self.imap_password is None and not self.imap_oauth2_token_command:
+            raise ValueError("set OTP_BOT_IMAP_PASSWORD or OTP_BOT_IMAP_OAUTH2_TOKEN_COMMAND")
+        return self
+
+    @property
+    def state_db(self) -> Path:
+        return self.state_dir / "otp-bot.sqlite3"
+
+    def secrets(self) -> list[str]:
+        """Every secret value this account knows, for log redaction."""
+        values = [self.api_key, self.imap_password, self.control_token]
+        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+
+def split_host_port(addr: str) -> tuple[str, int]:
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("must be host:port, e.g. 127.0.0.1:8787")
+    return host.strip("[]"), int(port)
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors(include_input=False, include_url=False):
+        field = ".".join(str(p) for p in item["loc"])
+        name = f"{ENV_PREFIX}{field.upper()}" if field else "configuration"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "missing":
+            message = "is required but not set"
+        lines.append(f"{name}: {message}")
+    return "; ".join(lines)
+
+
+def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings, or raise ConfigError naming each bad variable.
+
+    The message never contains a value (secrets included).
+    """
+    if env_file is not None and not env_file.is_file():
+        raise ConfigError(f"env file not found: {env_file}")
+    secrets_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+    try:
+        return Settings(  # type: ignore[call-arg]
+            _env_file=env_file,
+            _secrets_dir=secrets_dir if secrets_dir and Path(secrets_dir).is_dir() else None,
+            **overrides,
+        )
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None

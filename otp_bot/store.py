@@ -1,0 +1,149 @@
+"""The state database: SQLite in WAL mode, the only module that imports sqlite3.
+
+One file per state directory, shared by the accounts that point at it (rows
+carry ``account_id``). Every write is one committed transaction with
+``synchronous=FULL``, so a transition is on disk before the next side effect.
+The schema is versioned by ``PRAGMA user_version``; ``MIGRATIONS[n]`` brings a
+database from version n to n+1.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from otp_bot.errors import StoreError
+
+MIGRATIONS: list[str] = [
+    # 0 -> 1: the mailbox watermark and the Message-IDs already handled.
+    """
+    CREATE TABLE watermark (
+        account_id  TEXT NOT NULL,
+        folder      TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        last_uid    INTEGER NOT NULL,
+        updated_at  TEXT NOT NULL,
+        PRIMARY KEY (account_id, folder)
+    );
+    CREATE TABLE seen_message (
+        account_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        seen_at    TEXT NOT NULL,
+        PRIMARY KEY (account_id, message_id)
+    );
+    """,
+]
+
+# A busy database (another process holding the write lock) is waited for this
+# long before the write fails; writes here take milliseconds.
+BUSY_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    uidvalidity: int
+    last_uid: int
+
+
+def utcnow_text() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class Store:
+    """Thread-safe access to the state database (one connection, one lock)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open state database {path}: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot create state directory {path.parent}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"state database {self.path} has schema {version}, newer than this "
+                f"otp-bot knows ({len(MIGRATIONS)}); upgrade otp-bot"
+            )
+        for target, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction() as db:
+                for statement in filter(str.strip, script.split(";")):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version={target}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic, durable write (BEGIN IMMEDIATE ... COMMIT)."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"state database write failed: {exc}") from exc
+
+    def query(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"state database read failed: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- mailbox watermark ----------------------------------------------------
+
+    def watermark(self, account_id: str, folder: str) -> Watermark | None:
+        rows = self.query(
+            "SELECT uidvalidity, last_uid FROM watermark WHERE account_id=? AND folder=?",
+            (account_id, folder),
+        )
+        return Watermark(rows[0]["uidvalidity"], rows[0]["last_uid"]) if rows else None
+
+    def set_watermark(self, account_id: str, folder: str, mark: Watermark) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO watermark VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (account_id, folder) DO UPDATE SET uidvalidity=excluded.uidvalidity,"
+                " last_uid=excluded.last_uid, updated_at=excluded.updated_at",
+                (account_id, folder, mark.uidvalidity, mark.last_uid, utcnow_text()),
+            )
+
+    def message_seen(self, account_id: str, message_id: str) -> bool:
+        rows = self.query(
+            "SELECT 1 FROM seen_message WHERE account_id=? AND message_id=?",
+            (account_id, message_id),
+        )
+        return bool(rows)
+
+    def mark_message_seen(self, account_id: str, message_id: str) -> bool:
+        """Record a handled Message-ID; False when it was already recorded."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO seen_message VALUES (?, ?, ?)",
+                (account_id, message_id, utcnow_text()),
+            )
+            return cursor.rowcount == 1

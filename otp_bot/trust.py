@@ -1,0 +1,128 @@
+"""Whether an e-mail really comes from LinkedIn (design.md, "Trusting an e-mail").
+
+Two checks, both pure:
+
+- the From addr-spec is at ``linkedin.com`` or a subdomain, by exact label
+  comparison (display names, look-alikes and punycode never count);
+- the topmost ``Authentication-Results`` header, or the topmost one whose
+  authserv-id the operator trusts, shows ``dkim=pass`` with ``header.d``/
+  ``header.i`` under linkedin.com, or ``dmarc=pass`` for such a
+  ``header.from``. Lower headers are ignored: anyone can add them before the
+  receiving server prepends its own (RFC 8601, section 7.2).
+"""
+
+from __future__ import annotations
+
+import re
+from email.utils import getaddresses
+
+import authres
+from authres.core import AuthResError
+
+LINKEDIN_DOMAIN = "linkedin.com"
+
+# A receiving server's own header is a few hundred bytes; anything far longer is
+# either junk or an attempt to make the parser work hard.
+_MAX_AUTH_RESULTS_CHARS = 4096
+# Host names are ASCII letters, digits and hyphens; anything else (Unicode
+# homoglyphs, quotes, brackets) is not a domain we would ever trust.
+_DOMAIN_RE = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)+")
+# Microsoft 365 writes its results without an authserv-id ("spf=pass ...;
+# dkim=pass ..."), which RFC 8601 does not allow; we parse it as if it had one.
+_NO_AUTHSERV_ID_RE = re.compile(r"\s*[a-z0-9-]+\s*=", re.IGNORECASE)
+_MS365_PLACEHOLDER_ID = "authserv-id-missing.invalid"
+
+
+def domain_is_linkedin(domain: str) -> bool:
+    """True for ``linkedin.com`` and its subdomains, by whole labels only."""
+    domain = domain.strip().lower().removesuffix(".")
+    if not _DOMAIN_RE.fullmatch(domain):
+        return False
+    return domain == LINKEDIN_DOMAIN or domain.endswith("." + LINKEDIN_DOMAIN)
+
+
+def parse_sender(from_header: str) -> str | None:
+    """The single addr-spec of a From header with its domain lower-cased, else None."""
+    addresses = [addr for _name, addr in getaddresses([from_header]) if addr]
+    if len(addresses) != 1:
+        return None
+    local, at, domain = addresses[0].rpartition("@")
+    if not at or not local or not domain:
+        return None
+    return f"{local}@{domain.lower()}"
+
+
+def sender_domain_trusted(from_header: str) -> bool:
+    """Cheap pre-filter on a raw From header: is its one address at linkedin.com?"""
+    sender = parse_sender(from_header)
+    return sender is not None and domain_is_linkedin(sender.rpartition("@")[2])
+
+
+def authentication_verdict(
+    headers: list[str], trusted_authserv_ids: frozenset[str] = frozenset()
+) -> str | None:
+    """None when the deciding Authentication-Results header vouches for LinkedIn, else why not.
+
+    ``headers`` are the Authentication-Results values, topmost first.
+    """
+    if not headers:
+        return "no_authentication_results"
+    deciding = _deciding_header(headers, trusted_authserv_ids)
+    if deciding is None:
+        return "no_trusted_authentication_results: none from " + ", ".join(
+            sorted(trusted_authserv_ids)
+        )
+    results = _parse_results(deciding)
+    if results is None:
+        return "authentication_results_unreadable"
+    if any(_vouches(method, result, props) for method, result, props in results):
+        return None
+    seen = ", ".join(f"{method}={result}" for method, result, _ in results) or "none"
+    return f"dkim_dmarc_not_pass: {seen}"
+
+
+def _authserv_id(value: str) -> str:
+    if _NO_AUTHSERV_ID_RE.match(value):
+        return ""
+    return value.split(";", 1)[0].strip().lower()
+
+
+def _deciding_header(headers: list[str], trusted_ids: frozenset[str]) -> str | None:
+    if not trusted_ids:
+        return headers[0]
+    wanted = {authserv.lower() for authserv in trusted_ids}
+    return next((value for value in headers if _authserv_id(value) in wanted), None)
+
+
+_Result = tuple[str, str, dict[str, str]]
+
+
+def _parse_results(value: str) -> list[_Result] | None:
+    value = " ".join(value[:_MAX_AUTH_RESULTS_CHARS].split())
+    if _NO_AUTHSERV_ID_RE.match(value):
+        value = f"{_MS365_PLACEHOLDER_ID}; {value}"
+    try:
+        header = authres.AuthenticationResultsHeader.parse_value(value)
+    except (AuthResError, ValueError, IndexError, AttributeError):
+        return None
+    parsed: list[_Result] = []
+    for result in header.results:
+        method = str(getattr(result, "method", "") or "").lower()
+        outcome = str(getattr(result, "result", "") or "").lower()
+        props = {
+            f"{prop.type}.{prop.name}".lower(): str(prop.value or "")
+            for prop in getattr(result, "properties", ())
+        }
+        parsed.append((method, outcome, props))
+    return parsed
+
+
+def _vouches(method: str, result: str, props: dict[str, str]) -> bool:
+    if result != "pass":
+        return False
+    if method == "dkim":
+        signer = props.get("header.d") or props.get("header.i", "").rpartition("@")[2]
+        return domain_is_linkedin(signer)
+    if method == "dmarc":
+        return domain_is_linkedin(props.get("header.from", "").rpartition("@")[2])
+    return False
