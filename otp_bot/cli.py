@@ -21,7 +21,8 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
 def _settings(args: argparse.Namespace) -> list[Settings]:
-    files: list[Path] = args.env_file or []
+    files: list[Path] = args.env_file if isinstance(args.env_file, list) else [args.env_file]
+    files = [path for path in files if path is not None]
     if not files:
         return [load_settings()]
     return [load_settings(path) for path in files]
@@ -40,6 +41,13 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         print(json.dumps(evidence.to_dict(), ensure_ascii=False))
     else:
         print(evidence.summary())
+    return EXIT_OK
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    """Print the effective settings of each account, secrets hidden."""
+    shown = [settings.model_dump(mode="json") for settings in _settings(args)]
+    print(json.dumps(shown, indent=2))
     return EXIT_OK
 
 
@@ -67,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
         help="also trust Authentication-Results from this authserv-id",
     )
     extract.set_defaults(handler=_cmd_extract, needs_settings=False)
+
+    config = sub.add_parser("config", help="validate and show the settings (secrets hidden)")
+    _add_env_file(config, many=True)
+    config.set_defaults(handler=_cmd_config)
     return parser
 
 
