@@ -51,6 +51,16 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    """Serve the postpress simulator until SIGINT/SIGTERM (README, "Dry run")."""
+    from otp_bot.simulator_admin import run_simulator
+
+    settings = load_settings(args.env_file)
+    return run_simulator(
+        settings, host=args.host, port=args.port, script_file=args.script, deliver=not args.no_mail
+    )
+
+
 def _add_env_file(parser: argparse.ArgumentParser, *, many: bool = False) -> None:
     help_text = "file with OTP_BOT_* variables"
     if many:
@@ -79,6 +89,14 @@ def _parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="validate and show the settings (secrets hidden)")
     _add_env_file(config, many=True)
     config.set_defaults(handler=_cmd_config)
+
+    simulate = sub.add_parser("simulate", help="serve a postpress simulator for dry runs")
+    _add_env_file(simulate)
+    simulate.add_argument("--host", default="127.0.0.1", help="address to bind (loopback)")
+    simulate.add_argument("--port", type=int, default=8790, help="0 picks a free port")
+    simulate.add_argument("--script", type=Path, help="JSON file: draft id -> script")
+    simulate.add_argument("--no-mail", action="store_true", help="issue codes, send no e-mail")
+    simulate.set_defaults(handler=_cmd_simulate)
     return parser
 
 
