@@ -125,10 +125,9 @@ def decode_answer(raw: bytes, content_type: str, where: str) -> Answer:
                 f"{_quote(checkpoint_type)} (expected OTP or EMAIL_VERIFICATION)"
             )
         return Checkpoint(job_id=_field(data, "job_id", where), type=checkpoint_type)
-    shown = _quote(kind) if isinstance(kind, str) else "no string"
+    shown = f"an unknown 'object' {_quote(kind)}" if isinstance(kind, str) else "no string 'object'"
     raise ProtocolError(
-        f"postpress answered the {where} with {shown} 'object' "
-        f"(expected {PUBLISHED} or {CHECKPOINT})"
+        f"postpress answered the {where} with {shown} (expected {PUBLISHED} or {CHECKPOINT})"
     )
 
 
@@ -139,7 +138,7 @@ def decode_problem(
     wait = parse_retry_after(retry_after) if retry_after is not None else None
     try:
         data = _json_object(raw, content_type, where, status)
-        problem = _envelope(status, data, wait)
+        problem = _envelope(status, data, wait, where)
     except ProtocolError as exc:
         if status == 429 or status >= 500:
             # Gateways answer 502/503/504 with their own pages: by status class.
@@ -163,7 +162,7 @@ def parse_retry_after(value: str, now: datetime | None = None) -> float | None:
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def _envelope(status: int, data: dict[str, Any], wait: float | None) -> ApiProblem:
+def _envelope(status: int, data: dict[str, Any], wait: float | None, where: str) -> ApiProblem:
     nested = data.get("error")
     if isinstance(nested, dict):
         code = _short(nested.get("code"))
@@ -183,7 +182,9 @@ def _envelope(status: int, data: dict[str, Any], wait: float | None) -> ApiProbl
             request_id=_short(data.get("instance")),
             retry_after=wait,
         )
-    raise ProtocolError(f"HTTP {status} answer is JSON but not an error envelope")
+    raise ProtocolError(
+        f"postpress answered the {where} with HTTP {status} and JSON that is not an error envelope"
+    )
 
 
 def _json_object(raw: bytes, content_type: str, where: str, status: int) -> dict[str, Any]:

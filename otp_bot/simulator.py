@@ -126,7 +126,7 @@ class Simulator:
         reply = self._process(endpoint, draft_id, state, body, request)
         if key is not None:
             self._replays[key] = (digest, *reply)
-        if state.take("timeout_after_accept"):
+        if state.script.timeout_endpoint in (None, endpoint) and state.take("timeout_after_accept"):
             return self._send(record, "timeout_after_accept", self._error("request_timeout"))
         return self._send(record, "answered", reply)
 

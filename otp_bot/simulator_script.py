@@ -131,6 +131,7 @@ class Script:
     expired_links: int = 0
     # The next N requests are processed and remembered, then answered 504.
     timeout_after_accept: int = 0
+    timeout_endpoint: str | None = None  # ... only for "publish" or "checkpoint" requests
     mail: bool = True  # False: the checkpoint's e-mail never comes
     mail_delay: float = 0.0  # seconds between the checkpoint and its e-mail
     decoy: bool = False  # a spoofed e-mail with another code arrives first
@@ -145,6 +146,8 @@ class Script:
         if not self.accept or any(form not in ("link", "pin") for form in self.accept):
             raise ValueError("accept must list link and/or pin")
         counts = (self.invalid_solutions, self.expired_links, self.timeout_after_accept)
+        if self.timeout_endpoint not in (None, "publish", "checkpoint"):
+            raise ValueError("timeout_endpoint must be publish, checkpoint or null")
         if min(counts) < 0 or self.mail_delay < 0:
             raise ValueError("counts and delays must not be negative")
 
