@@ -1,0 +1,136 @@
+"""The draft life cycle: one transition table, illegal moves raise."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from otp_bot import drafts as d
+from otp_bot.drafts import State
+
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+T1 = T0 + timedelta(minutes=3)
+
+EVENTS: list[d.Event] = [
+    d.StartPublish("key-1"),
+    d.Republish("code_timeout", "key-2"),
+    d.GotCheckpoint("OTP", "job-1"),
+    d.GotPublished("job-1", "active"),
+    d.Submit("key-3", "hash", "code", "****56"),
+    d.SolutionRejected("errors/invalid_checkpoint_solution"),
+    d.Fail("errors/disconnected_account", "account parked"),
+]
+
+
+def draft_in(state: State) -> d.Draft:
+    return replace(d.new_draft("acc", "D1", T0), state=state)
+
+
+def test_every_event_type_is_listed_once() -> None:
+    """The walk below covers every event type the table knows."""
+    assert {type(e) for e in EVENTS} == set(d.EVENT_TYPES)
+    assert {event for _, event in d.TRANSITIONS} == set(d.EVENT_TYPES)
+
+
+@given(state=st.sampled_from(list(State)), event=st.sampled_from(EVENTS))
+def test_walk_every_state_event_pair(state: State, event: d.Event) -> None:
+    """A legal (state, event) lands on the table's target; an illegal one raises."""
+    draft = draft_in(state)
+    target = d.TRANSITIONS.get((state, type(event)))
+    if target is None:
+        with pytest.raises(d.IllegalTransition):
+            d.advance(draft, event, T1)
+        return
+    after = d.advance(draft, event, T1)
+    assert after.state is target
+    assert after.updated_at == T1
+    assert after.draft_id == draft.draft_id
+
+
+@pytest.mark.parametrize("state", [State.PUBLISHED, State.FAILED])
+def test_terminal_states_accept_nothing(state: State) -> None:
+    """published and failed are terminal: no event moves them."""
+    for event in EVENTS:
+        with pytest.raises(d.IllegalTransition):
+            d.advance(draft_in(state), event, T1)
+
+
+def test_happy_path_with_checkpoint() -> None:
+    """queued -> publishing -> awaiting_code -> submitting -> published, with the fields."""
+    draft = d.new_draft("acc", "D1", T0, {"mode": "FREE"})
+    draft = d.advance(draft, d.StartPublish("k1"), T0)
+    assert (draft.state, draft.idempotency_key) == (State.PUBLISHING, "k1")
+    draft = d.advance(draft, d.GotCheckpoint("EMAIL_VERIFICATION", "job-9"), T1)
+    assert (draft.checkpoint, draft.since, draft.job_id) == ("EMAIL_VERIFICATION", T1, "job-9")
+    assert draft.idempotency_key is None
+    draft = d.advance(draft, d.Submit("k2", "h", "link", "https://x?…"), T1)
+    assert (draft.idempotency_key, draft.input_hash, draft.input_form) == ("k2", "h", "link")
+    draft = d.advance(draft, d.GotPublished(None, "review"), T1)
+    assert draft.state is State.PUBLISHED
+    assert (draft.job_id, draft.job_state) == ("job-9", "review")
+    assert draft.input_hash is None
+    assert draft.checkpoint is None
+
+
+def test_rejected_input_keeps_the_checkpoint_and_its_since() -> None:
+    """After invalid_checkpoint_solution the draft waits again for the same checkpoint."""
+    draft = d.advance(draft_in(State.QUEUED), d.GotCheckpoint("OTP", issued_at=T0), T0)
+    draft = d.advance(draft, d.Submit("k", "h", "code", "****12"), T1)
+    draft = d.advance(draft, d.SolutionRejected("errors/invalid_checkpoint_solution"), T1)
+    assert (draft.state, draft.checkpoint, draft.since) == (State.AWAITING_CODE, "OTP", T0)
+    assert draft.input_hash is None
+
+
+def test_republish_counts_and_clears_the_checkpoint() -> None:
+    """Republish bumps the counter, forgets the old checkpoint and takes a new key."""
+    draft = d.advance(draft_in(State.QUEUED), d.GotCheckpoint("OTP"), T0)
+    draft = d.advance(draft, d.Republish("code_timeout", "k9"), T1)
+    assert draft.state is State.PUBLISHING
+    assert (draft.republishes, draft.idempotency_key) == (1, "k9")
+    assert (draft.checkpoint, draft.since) == (None, None)
+
+
+def test_republish_or_fail_honours_the_bound() -> None:
+    """Below the limit: publish again; at the limit: fail with the reason."""
+    draft = replace(draft_in(State.AWAITING_CODE), republishes=2)
+    assert isinstance(d.republish_or_fail(draft, reason="x", limit=3, key="k"), d.Republish)
+    failed = d.republish_or_fail(
+        replace(draft, republishes=3), reason="code_timeout", limit=3, key="k"
+    )
+    assert isinstance(failed, d.Fail)
+    assert failed.error == "code_timeout"
+    assert "3 time(s)" in (failed.detail or "")
+
+
+def test_registered_checkpoint_starts_waiting_at_its_registration() -> None:
+    """A draft added with a checkpoint keeps the registration time as since."""
+    draft = d.new_draft("acc", "D1", T0, checkpoint="OTP")
+    assert (draft.state, draft.since) == (State.QUEUED, T0)
+    after = d.advance(draft, d.GotCheckpoint("OTP", issued_at=draft.since), T1)
+    assert (after.state, after.since) == (State.AWAITING_CODE, T0)
+
+
+def test_to_dict_is_json_ready_with_the_public_fields() -> None:
+    """status --json and GET /drafts get the documented keys, timestamps in ISO 8601."""
+    draft = d.advance(draft_in(State.QUEUED), d.Fail("errors/disconnected_account", "x"), T1)
+    data = json.loads(json.dumps(draft.to_dict()))
+    assert {"draft_id", "state", "job_id", "job_state", "checkpoint", "error", "updated_at"} <= set(
+        data
+    )
+    assert data["state"] == "failed"
+    assert data["error"] == "errors/disconnected_account"
+    assert datetime.fromisoformat(data["updated_at"]) == T1
+
+
+def test_history_lines_never_show_the_input() -> None:
+    """A submit's history line shows only the masked input it was given."""
+    event = d.Submit("k", "secret-hash", "pin", "****78")
+    assert d.event_name(event) == "submit"
+    assert d.event_name(d.GotCheckpoint("OTP")) == "got_checkpoint"
+    assert event.describe() == "submit pin ****78"
+    assert "secret-hash" not in event.describe()
