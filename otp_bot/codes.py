@@ -30,20 +30,27 @@ _CANDIDATE_RE = re.compile(r"(?<![\w$€£¥])\d{4,8}(?!\w)")
 _URL_RE = re.compile(r"(?:https?://|www\.)[^\s<>\"'\])]+", re.IGNORECASE)
 # Digit groups: another number joined by a space or punctuation (phone
 # numbers, dates, times, decimals, thousands separators).
-_GROUP_BEFORE_RE = re.compile(r"\d[ .,:/\-]?$|[+(]$")
+_GROUP_BEFORE_RE = re.compile(r"\d[ .,:/\-]?\Z|[+(]\Z")
 _GROUP_AFTER_RE = re.compile(r"^(?:[ .,:/\-]?\d|\))")
-_MONEY_BEFORE_RE = re.compile(r"(?:[$€£¥₹]|R\$|\b(?:USD|EUR|BRL|GBP|CHF))\s?$", re.IGNORECASE)
+_MONEY_BEFORE_RE = re.compile(r"(?:[$€£¥₹]|R\$|\b(?:USD|EUR|BRL|GBP|CHF))\s?\Z", re.IGNORECASE)
 _MONEY_AFTER_RE = re.compile(r"^\s?(?:[$€£¥₹%]|(?:USD|EUR|BRL|GBP|CHF|euros?|reais)\b)", re.I)
-_ID_BEFORE_RE = re.compile(r"(?:\b(?:id|ref|nr)\.?|\bno\.|n[º°]|#)\s*[:#]?\s*$", re.IGNORECASE)
+_ID_BEFORE_RE = re.compile(r"(?:\b(?:id|ref|nr)\.?|\bno\.|n[º°]|#)\s*[:#]?\s*\Z", re.IGNORECASE)
 _POSTAL_BEFORE_RE = re.compile(
-    r"\b(?:zip|postal|post|cep|plz)[\s-]?(?:code|código)?\s*:?\s*$", re.IGNORECASE
+    r"\b(?:zip|postal|post|cep|plz)[\s-]?(?:code|código)?\s*:?\s*\Z", re.IGNORECASE
 )
 # "Sunnyvale, CA 94085": a US state before five digits (case-sensitive on purpose).
-_STATE_BEFORE_RE = re.compile(r"\b[A-Z]{2},? $")
+_STATE_BEFORE_RE = re.compile(r"\b[A-Z]{2},? \Z")
 _YEAR_CONTEXT_RE = re.compile(
-    r"(?:©|\(c\)|copyright|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?)\s*$",
+    r"(?:©|\(c\)|copyright|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?)\s*\Z",
     re.IGNORECASE,
 )
+# What may stand between keyword and code in a sentence: a short lead-in ending
+# in a colon or a verb ("code: N", "code is N", "código é N", "Code lautet N"),
+# or, before the keyword, a verb ("N is your code", "N es tu código").
+_LEAD_IN_RE = re.compile(
+    r"\s*|[^\n.!?]{0,48}(?::|\b(?:is|é|est|ist|lautet|es|è|sono|são))\s*:?\s*", re.IGNORECASE
+)
+_LEAD_OUT_RE = re.compile(r"\s+(?:is|é|est|ist|es|è)\b[^\n.!?]{0,32}", re.IGNORECASE)
 _URL_TRAILING = ".,;:!?)]}>'\""
 _SAFE_LINK_HOSTS = ("safelinks.protection.outlook.com",)
 _VERIFY_SEGMENT_RE = re.compile(r"confirm|verif", re.IGNORECASE)
@@ -64,23 +71,38 @@ def find_code(subject: str, texts: list[str]) -> str | None:
 
 
 def _code_in(text: str) -> str | None:
-    best: tuple[int, str] | None = None
+    """The best candidate in ``text``: ``(tier, distance)`` decides, lowest first."""
+    best: tuple[int, int, str] | None = None
     for keyword in _KEYWORD_RE.finditer(text):
         lo = max(0, keyword.start() - _BEFORE_WINDOW)
         hi = keyword.end() + _AFTER_WINDOW
         for match in _CANDIDATE_RE.finditer(text, lo, hi):
-            if not _plausible(text, match.start(), match.end()):
-                continue
-            distance = (
-                match.start() - keyword.end()
-                if match.start() >= keyword.end()
-                else 2 * (keyword.start() - match.end())
-            )
-            if best is None or distance < best[0]:
-                best = (distance, match.group())
-        if best is not None:
-            return best[1]
-    return None
+            rank = _rank(text, keyword, match)
+            if rank is not None and (best is None or rank < best[:2]):
+                best = (*rank, match.group())
+    return None if best is None else best[2]
+
+
+def _rank(text: str, keyword: re.Match[str], match: re.Match[str]) -> tuple[int, int] | None:
+    """Tier 0: alone on its line after the keyword (LinkedIn's layout); tier 1: "code: N",
+    "code is N" or "N is your code"; tier 2: a year-like four digits alone on its line.
+    None: not a code (part of a larger number, money, id, postal code, or just prose)."""
+    start, end = match.span()
+    if not _plausible(text, start, end):
+        return None
+    alone = _alone_on_line(text, start, end)
+    if start >= keyword.end():
+        distance = start - keyword.end()
+        gap = text[keyword.end() : start]
+        tier = 0 if alone else 1 if _LEAD_IN_RE.fullmatch(gap) else None
+    else:
+        distance = keyword.start() - end
+        tier = 1 if _LEAD_OUT_RE.fullmatch(text[end : keyword.start()]) else None
+    if tier is None:
+        return None
+    if len(match.group()) == 4 and match.group()[:2] in ("19", "20"):
+        tier = 2 if alone and not _YEAR_CONTEXT_RE.search(text[max(0, start - 24) : start]) else -1
+    return None if tier < 0 else (tier, distance)
 
 
 def _plausible(text: str, start: int, end: int) -> bool:
@@ -92,12 +114,7 @@ def _plausible(text: str, start: int, end: int) -> bool:
         return False
     if _ID_BEFORE_RE.search(before) or _POSTAL_BEFORE_RE.search(before):
         return False
-    digits = text[start:end]
-    if len(digits) == 5 and _STATE_BEFORE_RE.search(before):
-        return False
-    if len(digits) == 4 and digits[:2] in ("19", "20"):
-        return not _YEAR_CONTEXT_RE.search(before) and _alone_on_line(text, start, end)
-    return True
+    return not (end - start == 5 and _STATE_BEFORE_RE.search(before))
 
 
 def _alone_on_line(text: str, start: int, end: int) -> bool:

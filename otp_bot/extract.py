@@ -102,6 +102,8 @@ def _distrust(mail: Mail, sender: str | None, trusted_ids: frozenset[str]) -> st
     """Why this mail must not be acted on, or None."""
     if sender is None:
         count = len(mail.from_headers)
+        if count == 1:
+            return "unreadable_from"
         return "no_from_address" if count == 0 else f"ambiguous_from: {count} From headers"
     domain = sender.rpartition("@")[2]
     forwarded = _forward_sign(mail)

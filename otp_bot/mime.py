@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from email.header import decode_header
 from email.message import Message
 from email.parser import BytesHeaderParser, BytesParser
-from email.policy import compat32
+from email.policy import Compat32
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -32,6 +32,20 @@ MAX_PART_BYTES = 256 * 1024
 MAX_HEADER_CHARS = 2048
 
 _FLOWED_SIGNATURE = "-- "
+
+
+class _Utf8Headers(Compat32):
+    """compat32, but raw 8-bit header bytes are read as UTF-8 (what senders mean today)
+    instead of becoming U+FFFD, so a homoglyph domain shows as itself."""
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        raw = value.encode("ascii", "surrogateescape")
+        return raw.decode("utf-8", "replace")
+
+
+_POLICY = _Utf8Headers()
+# C0 controls and DEL say nothing in a subject; tabs and newlines fold to spaces.
+_CONTROLS = dict.fromkeys([*range(9), *range(11, 32), 127], " ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +66,9 @@ def read_mail(raw: bytes) -> Mail:
     """Parse ``raw`` within the bounds above; broken structure degrades to headers only."""
     raw = raw[:MAX_MESSAGE_BYTES]
     try:
-        msg = BytesParser(policy=compat32).parsebytes(raw)
+        msg = BytesParser(policy=_POLICY).parsebytes(raw)
     except RecursionError:
-        msg = BytesHeaderParser(policy=compat32).parsebytes(raw)
+        msg = BytesHeaderParser(policy=_POLICY).parsebytes(raw)
     plain: list[str] = []
     html: list[str] = []
     attached = _collect_bodies(msg, plain, html)
@@ -80,7 +94,7 @@ def decode_words(value: str) -> str:
         chunk if isinstance(chunk, str) else _decode_bytes(chunk, charset)
         for chunk, charset in chunks
     )
-    return " ".join(text.split())
+    return " ".join(text.translate(_CONTROLS).split())
 
 
 def _header_text(value: Any) -> str:
