@@ -1,0 +1,406 @@
+"""The postpress simulator: the contract on the wire, its scripts, LinkedIn's e-mails."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestClient, TestServer
+
+from otp_bot.extract import extract
+from otp_bot.linkedin_mail import MailTarget, compose
+from otp_bot.postpress import Checkpoint, PostpressClient, Published, RetryPolicy
+from otp_bot.simulator import Simulator
+from otp_bot.simulator_script import Fault, Script, script_for_draft
+from otp_bot.trust import authentication_verdict, sender_domain_trusted
+from tests.dovecot import Dovecot
+
+API_KEY = "pp_test_simulator"
+ACCOUNT = "acc_sim"
+HEADERS = {"X-API-KEY": API_KEY}
+PUBLISH = "/v1/linkedin/jobs/{}/publish"
+CHECKPOINT = "/v1/linkedin/jobs/{}/checkpoint"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[tuple[Simulator, TestClient[Any, Any]]]:
+    """A simulator without a mailbox and a raw HTTP client for it."""
+    sim = Simulator(api_key=API_KEY, account_id=ACCOUNT)
+    async with TestClient(TestServer(sim.app, host="127.0.0.1")) as client:
+        yield sim, client
+
+
+async def post(client: TestClient[Any, Any], path: str, body: object, **headers: str) -> Any:
+    response = await client.post(path, json=body, headers={**HEADERS, **headers})
+    return response.status, await response.json()
+
+
+# --- the contract on the wire ------------------------------------------------
+
+
+async def test_auth_required(http: tuple[Simulator, TestClient[Any, Any]]) -> None:
+    """No X-API-KEY: 401 missing_credentials; a wrong one: 401 invalid_credentials."""
+    sim, client = http
+    response = await client.post(PUBLISH.format("d"), json={"account_id": ACCOUNT})
+    assert response.status == 401
+    assert (await response.json())["type"] == "errors/missing_credentials"
+    status, body = await post(
+        client, PUBLISH.format("d"), {"account_id": ACCOUNT}, **{"X-API-KEY": "nope"}
+    )
+    assert (status, body["type"]) == (401, "errors/invalid_credentials")
+    assert not any(r.authorized for r in sim.requests)
+    assert "nope" not in json.dumps([r.body for r in sim.requests])
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "kind"),
+    [
+        (PUBLISH, "not an object", 400, "malformed_request"),
+        (PUBLISH, {}, 400, "missing_parameters"),
+        (PUBLISH, {"account_id": ACCOUNT, "mode": "GOLD"}, 400, "invalid_parameters"),
+        (PUBLISH, {"account_id": ACCOUNT, "colour": "red"}, 400, "invalid_parameters"),
+        (
+            PUBLISH,
+            {"account_id": ACCOUNT, "budget": {"daily": {"currency": "EUR", "amount": 5}}},
+            400,
+            "invalid_parameters",
+        ),
+        (
+            PUBLISH,
+            {
+                "account_id": ACCOUNT,
+                "mode": "PROMOTED",
+                "budget": {"daily": {"currency": "EUR", "amount": 10**9}},
+            },
+            400,
+            "limit_too_high",
+        ),
+        (PUBLISH, {"account_id": "acc_other"}, 404, "resource_not_found"),
+        (CHECKPOINT, {"account_id": ACCOUNT}, 400, "missing_parameters"),
+        (CHECKPOINT, {"account_id": ACCOUNT, "input": 123456}, 400, "invalid_parameters"),
+        (CHECKPOINT, {"account_id": ACCOUNT, "input": "1" * 3000}, 400, "too_many_characters"),
+        (CHECKPOINT, {"account_id": ACCOUNT, "input": "12\n34"}, 400, "unescaped_characters"),
+        (CHECKPOINT, {"account_id": ACCOUNT, "input": "123456"}, 401, "checkpoint_error"),
+    ],
+)
+async def test_body_validation(
+    http: tuple[Simulator, TestClient[Any, Any]], path: str, body: object, status: int, kind: str
+) -> None:
+    """Bodies that break the contract get the contract's 400/401/404 types."""
+    _, client = http
+    got_status, got = await post(client, path.format("d9"), body)
+    assert (got_status, got["type"], got["status"]) == (status, f"errors/{kind}", status)
+    assert got["title"]
+
+
+async def test_quickstart_envelope(http: tuple[Simulator, TestClient[Any, Any]]) -> None:
+    """envelope="error" answers {"error": {code, message, request_id}}."""
+    sim, client = http
+    sim.envelope = "error"
+    status, body = await post(client, CHECKPOINT.format("d"), {"account_id": ACCOUNT})
+    assert status == 400
+    assert set(body["error"]) == {"code", "message", "request_id"}
+    assert body["error"]["code"] == "errors/missing_parameters"
+
+
+async def test_key_reused_with_another_body(http: tuple[Simulator, TestClient[Any, Any]]) -> None:
+    """An Idempotency-Key replays only the same body; another body is refused."""
+    sim, client = http
+    sim.script("d", Script(checkpoints=()))
+    first = await post(
+        client, PUBLISH.format("d"), {"account_id": ACCOUNT}, **{"Idempotency-Key": "k1"}
+    )
+    again = await post(
+        client, PUBLISH.format("d"), {"account_id": ACCOUNT}, **{"Idempotency-Key": "k1"}
+    )
+    other = await post(
+        client,
+        PUBLISH.format("d"),
+        {"account_id": ACCOUNT, "mode": "PROMOTED"},
+        **{"Idempotency-Key": "k1"},
+    )
+    assert first == again
+    assert first[1]["object"] == "LinkedinJobPostingPublished"
+    assert other[0] == 422
+    assert [r.outcome for r in sim.requests] == ["answered", "replayed", "rejected"]
+
+
+async def test_reissued_checkpoint_invalidates_old_code(
+    http: tuple[Simulator, TestClient[Any, Any]],
+) -> None:
+    """Publishing again mails a fresh code; only the newest code is accepted."""
+    sim, client = http
+    sim.script("d", Script(checkpoints=("OTP",)))
+    await post(client, PUBLISH.format("d"), {"account_id": ACCOUNT})
+    await post(client, PUBLISH.format("d"), {"account_id": ACCOUNT})
+    (_, old), (_, new) = sim.mails
+    assert old.message_id != new.message_id
+    body = {"account_id": ACCOUNT, "input": old.code}
+    if old.code != new.code:
+        assert (await post(client, CHECKPOINT.format("d"), body))[0] == 401
+    body["input"] = new.code
+    assert (await post(client, CHECKPOINT.format("d"), body))[1]["job_state"] == "active"
+
+
+# --- scripting and admin --------------------------------------------------------
+
+
+async def test_admin_endpoints(http: tuple[Simulator, TestClient[Any, Any]]) -> None:
+    """/_sim/script scripts a draft; requests, mails and drafts are readable; reset forgets."""
+    sim, client = http
+    script = {"checkpoints": ["EMAIL_VERIFICATION"], "faults": ["errors/provider_error"]}
+    response = await client.post("/_sim/script", json={"draft_id": "a1", "script": script})
+    assert (await response.json())["faults_left"] == 1
+    first = await post(client, PUBLISH.format("a1"), {"account_id": ACCOUNT})
+    second = await post(client, PUBLISH.format("a1"), {"account_id": ACCOUNT})
+    assert first[0] == 500
+    assert second[1]["type"] == "EMAIL_VERIFICATION"
+    requests = await (await client.get("/_sim/requests")).json()
+    assert [r["outcome"] for r in requests] == ["fault", "answered"]
+    mails = await (await client.get("/_sim/mails")).json()
+    assert mails[0]["link"].startswith("https://www.linkedin.com/psettings/email/confirm?")
+    draft = await (await client.get("/_sim/drafts/a1")).json()
+    assert draft["pending"] == "EMAIL_VERIFICATION"
+    await client.post("/_sim/reset")
+    assert sim.requests == []
+    assert sim.mails == []
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"script": {}},
+        {"draft_id": "x", "script": {"checkpoints": ["CAPTCHA"]}},
+        {"draft_id": "x", "script": {"surprise": 1}},
+        {"draft_id": "x", "script": {"faults": [{"type": "errors/not_in_contract"}]}},
+        {"draft_id": "x", "script": {"faults": [{"envelope": "xml"}]}},
+    ],
+)
+async def test_admin_rejects_bad_scripts(
+    http: tuple[Simulator, TestClient[Any, Any]], payload: dict[str, Any]
+) -> None:
+    """A script the simulator cannot follow is refused with 400, not half-applied."""
+    _, client = http
+    response = await client.post("/_sim/script", json=payload)
+    assert response.status == 400
+    assert "error" in await response.json()
+
+
+def test_draft_id_conventions() -> None:
+    """Words in a draft id choose its script (README, "Dry run")."""
+    assert script_for_draft("job-1").checkpoints == ("OTP",)
+    assert script_for_draft("job-verify-2").checkpoints == ("EMAIL_VERIFICATION",)
+    assert script_for_draft("job-chain-3").checkpoints == ("EMAIL_VERIFICATION", "OTP")
+    assert script_for_draft("job-direct").checkpoints == ()
+    flaky = script_for_draft("flaky-ratelimit-1")
+    assert [f.http_status for f in flaky.faults] == [503, 500, 429]
+    assert script_for_draft("restricted-1").faults == (
+        Fault("errors/account_restricted", endpoint="publish"),
+    )
+    odd = script_for_draft("decoy-expired-invalid-timeout-nomail-review")
+    assert (odd.decoy, odd.expired_links, odd.invalid_solutions) == (True, 1, 1)
+    assert (odd.timeout_after_accept, odd.mail, odd.job_state) == (1, False, "review")
+    assert script_for_draft("slowmail").mail_delay > 0
+    assert script_for_draft("Published-Elsewhere").already_published
+
+
+# --- LinkedIn's e-mails ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["OTP", "EMAIL_VERIFICATION"])
+def test_genuine_mail_is_trusted_and_readable(kind: str) -> None:
+    """A genuine mail passes the trust rules and extract reads its code (and link)."""
+    mail = compose(kind, "bot@example.test", datetime.now(UTC), authserv_id="mx.example.test")
+    message = email.message_from_bytes(mail.raw)
+    assert sender_domain_trusted(message["From"])
+    assert authentication_verdict(message.get_all("Authentication-Results")) is None
+    assert message.keys()[0] == "Authentication-Results"
+    assert message.get_content_type() == "multipart/alternative"
+    evidence = extract(mail.raw)
+    assert evidence.trusted
+    assert evidence.code == mail.code
+    assert evidence.link == mail.link
+    assert (mail.link is not None) == (kind == "EMAIL_VERIFICATION")
+
+
+def test_decoy_mail_is_not_trusted() -> None:
+    """A decoy fails the sender check and its topmost results, a lower forged one aside."""
+    mail = compose(
+        "OTP", "bot@example.test", datetime.now(UTC), authserv_id="mx.example.test", genuine=False
+    )
+    message = email.message_from_bytes(mail.raw)
+    results = message.get_all("Authentication-Results")
+    assert not sender_domain_trusted(message["From"])
+    assert authentication_verdict(results) is not None
+    assert authentication_verdict(results[1:]) is None  # the forged lower header
+    assert not extract(mail.raw).trusted
+
+
+def test_codes_are_fresh_six_digit_strings() -> None:
+    """Codes are six digits kept as strings, different from one mail to the next."""
+    codes = {
+        compose("OTP", "u@example.test", datetime.now(UTC), authserv_id="mx").code
+        for _ in range(50)
+    }
+    assert len(codes) > 45
+    assert all(len(code) == 6 and code.isdigit() for code in codes)
+
+
+def read_inbox(server: Dovecot) -> list[Message]:
+    conn = server.client()
+    try:
+        conn.select("INBOX", readonly=True)
+        _, data = conn.uid("SEARCH", "ALL")
+        messages = []
+        for uid in data[0].split():
+            _, parts = conn.uid("FETCH", uid, "(BODY.PEEK[])")
+            raw = parts[0]
+            assert isinstance(raw, tuple)
+            messages.append(email.message_from_bytes(raw[1]))
+        return messages
+    finally:
+        conn.logout()
+
+
+async def serve_with_mailbox(target: MailTarget) -> tuple[Simulator, TestServer]:
+    sim = Simulator(api_key=API_KEY, account_id=ACCOUNT, mailbox=target)
+    server = TestServer(sim.app, host="127.0.0.1")
+    await server.start_server()
+    return sim, server
+
+
+async def test_delivery_to_dovecot_decoy_first(dovecot: Dovecot) -> None:
+    """A checkpoint APPENDs the decoy then the genuine mail; only the genuine code passes."""
+    target = MailTarget(dovecot.host, dovecot.port, dovecot.user, dovecot.password, "none")
+    sim, server = await serve_with_mailbox(target)
+    retry = RetryPolicy(attempts=2, max_time=60, wait=False)
+    try:
+        async with PostpressClient(
+            base_url=str(server.make_url("/v1")), api_key=API_KEY, account_id=ACCOUNT, retry=retry
+        ) as api:
+            sim.script("m1", Script(checkpoints=("OTP",), decoy=True))
+            assert isinstance(await api.publish("m1"), Checkpoint)
+            await sim.wait_for_mail()
+            assert sim.delivery_errors == []
+            decoy, genuine = [extract(m.as_bytes()) for m in read_inbox(dovecot)]
+            assert (decoy.trusted, genuine.trusted) == (False, True)
+            assert genuine.code is not None
+            assert isinstance(await api.solve_checkpoint("m1", genuine.code), Published)
+    finally:
+        await server.close()
+
+
+@pytest.mark.parametrize("security", ["tls", "starttls"])
+async def test_delivery_over_tls(dovecot_tls: Dovecot, security: str) -> None:
+    """Mail is APPENDed over implicit TLS and STARTTLS, verified against the CA."""
+    assert dovecot_tls.certs is not None
+    port = dovecot_tls.tls_port if security == "tls" else dovecot_tls.port
+    target = MailTarget(
+        "localhost",
+        port,
+        dovecot_tls.user,
+        dovecot_tls.password,
+        security,
+        ca_file=dovecot_tls.certs.ca,
+    )
+    sim, server = await serve_with_mailbox(target)
+    try:
+        async with TestClient(server) as client:
+            sim.script("t1", Script(checkpoints=("EMAIL_VERIFICATION",)))
+            await post(client, PUBLISH.format("t1"), {"account_id": ACCOUNT})
+            await sim.wait_for_mail()
+    finally:
+        await server.close()
+    assert sim.delivery_errors == []
+    (message,) = read_inbox(dovecot_tls)
+    assert message["Subject"] == "Please confirm your email address"
+
+
+async def test_delivery_failure_is_recorded_not_fatal() -> None:
+    """An unreachable mailbox is logged and recorded; the API still answers."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    target = MailTarget("127.0.0.1", port, "bot", "pw-never-shown", "none", timeout=5)
+    sim, server = await serve_with_mailbox(target)
+    try:
+        async with TestClient(server) as client:
+            status, _ = await post(client, PUBLISH.format("f1"), {"account_id": ACCOUNT})
+            await sim.wait_for_mail()
+    finally:
+        await server.close()
+    assert status == 200
+    assert len(sim.delivery_errors) == 1
+    assert "pw-never-shown" not in sim.delivery_errors[0]
+    assert "pw-never-shown" not in repr(target)
+
+
+# --- otp-bot simulate ---------------------------------------------------------------
+
+
+async def test_cli_simulate_serves_until_sigterm(tmp_path: Path) -> None:
+    """`otp-bot simulate --port 0` prints its URL, serves scripts from a file, exits 0 on TERM."""
+    env = tmp_path / "sim.env"
+    env.write_text(
+        f"OTP_BOT_ACCOUNT_ID={ACCOUNT}\nOTP_BOT_API_KEY={API_KEY}\nOTP_BOT_IMAP_HOST=127.0.0.1\n"
+        "OTP_BOT_IMAP_USER=bot@example.test\nOTP_BOT_IMAP_PASSWORD=pw\n"
+        "OTP_BOT_IMAP_SECURITY=none\nOTP_BOT_LOG_FORMAT=json\n"
+    )
+    scripts = tmp_path / "scripts.json"
+    scripts.write_text(json.dumps({"job-7": {"checkpoints": [], "job_state": "paused"}}))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "otp_bot",
+        "simulate",
+        "--env-file",
+        str(env),
+        "--port",
+        "0",
+        "--no-mail",
+        "--script",
+        str(scripts),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).parent.parent,
+        env={**os.environ, "PYTHONPATH": "."},
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        base_url = line.rsplit(" ", 1)[1].strip()
+        async with PostpressClient(
+            base_url=base_url,
+            api_key=API_KEY,
+            account_id=ACCOUNT,
+            retry=RetryPolicy(attempts=1, max_time=10, wait=False),
+        ) as api:
+            assert await api.publish("job-7") == Published(
+                job_id=(await api_draft(base_url, "job-7"))["job_id"], job_state="paused"
+            )
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    _, stderr = await proc.communicate()
+    assert API_KEY not in stderr.decode()
+
+
+async def api_draft(base_url: str, draft_id: str) -> dict[str, Any]:
+    admin = base_url.removesuffix("/v1")
+    async with ClientSession() as session, session.get(f"{admin}/_sim/drafts/{draft_id}") as r:
+        return dict(await r.json())
