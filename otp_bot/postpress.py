@@ -7,7 +7,8 @@ raises is turned into otp-bot's own errors here (``otp_bot.errors``):
 - a network error or timeout -> ``TransientError`` whose problem has
   ``status=0`` and ``type="network_error"`` (``title`` names the failure);
 - an answer we cannot read -> ``ProtocolError`` saying what was wrong;
-- an input unfit to send -> ``InputRejected`` (nothing is sent).
+- an input unfit to send -> ``InputRejected`` (nothing is sent);
+- a base URL that is not an http(s) URL -> ``ConfigError``.
 
 ``TransientError`` is retried with backoff and jitter (bounded in attempts and
 in total time, ``Retry-After`` honoured), with the same ``Idempotency-Key``;
@@ -36,7 +37,7 @@ from tenacity import (
 )
 
 from otp_bot.config import Settings
-from otp_bot.errors import ApiProblem, InputRejected, ProtocolError, TransientError
+from otp_bot.errors import ApiProblem, ConfigError, ProtocolError, TransientError
 from otp_bot.postpress_wire import (
     Answer,
     Checkpoint,
@@ -63,6 +64,8 @@ log = structlog.get_logger(__name__)
 MAX_DRAFT_ID = 200
 # A verification link is a few hundred characters; 4 kB leaves ample room.
 MAX_INPUT = 4096
+# API keys are ~40 characters; a much longer value is a pasted file, not a key.
+MAX_SECRET = 1024
 # Idempotency keys are opaque tokens; Stripe-style APIs cap them at 255.
 MAX_IDEMPOTENCY_KEY = 255
 
@@ -98,8 +101,10 @@ class PostpressClient:
         retry: RetryPolicy = RetryPolicy(),  # a frozen value: safe to share
         max_body_bytes: int = 1_000_000,
     ) -> None:
-        if not api_key or not account_id:
-            raise InputRejected("api_key and account_id must not be empty")
+        check_text("api_key", api_key, MAX_SECRET)  # the message never holds the value
+        check_text("account_id", account_id, MAX_DRAFT_ID)
+        if not base_url.startswith(("https://", "http://")):
+            raise ConfigError("the postpress base URL must start with https:// or http://")
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._account_id = account_id
@@ -189,6 +194,8 @@ class PostpressClient:
                 raw = await self._read(response, where)
                 status, ctype = response.status, response.content_type
                 retry_after = response.headers.get("Retry-After")
+        except aiohttp.InvalidURL:
+            raise ConfigError(f"the postpress URL for the {where} is not a valid URL") from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransientError(_network_problem(exc)) from None
         if 200 <= status < 300:

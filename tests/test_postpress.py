@@ -16,6 +16,7 @@ from otp_bot.errors import (
     AccountError,
     AlreadyPerformed,
     ApiError,
+    ConfigError,
     DraftError,
     ExpiredLink,
     InputRejected,
@@ -559,6 +560,15 @@ async def test_draft_id_is_quoted_in_the_path(sim: Simulator, client: PostpressC
     sim.script("a/b?c", Script(checkpoints=()))
     assert isinstance(await client.publish("a/b?c"), Published)
     assert sim.requests[0].draft_id == "a/b?c"
+
+
+def test_client_refuses_unusable_settings() -> None:
+    """A key with a line break or a non-http base URL is refused, the key not echoed."""
+    with pytest.raises(InputRejected) as caught:
+        PostpressClient(base_url="http://x/v1", api_key="pp_test_a\nb", account_id=ACCOUNT)
+    assert "pp_test_a" not in str(caught.value)
+    with pytest.raises(ConfigError):
+        PostpressClient(base_url="ftp://x/v1", api_key=API_KEY, account_id=ACCOUNT)
 
 
 # --- settings -----------------------------------------------------------------

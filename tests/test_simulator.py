@@ -302,6 +302,25 @@ async def test_delivery_to_dovecot_decoy_first(dovecot: Dovecot) -> None:
         await server.close()
 
 
+async def test_delayed_and_missing_mail(dovecot: Dovecot) -> None:
+    """mail_delay holds the e-mail back; mail=False never sends one."""
+    target = MailTarget(dovecot.host, dovecot.port, dovecot.user, dovecot.password, "none")
+    sim, server = await serve_with_mailbox(target)
+    try:
+        async with TestClient(server) as client:
+            sim.script("late", Script(mail_delay=2.0))
+            sim.script("never", Script(mail=False))
+            assert (await post(client, PUBLISH.format("never"), {"account_id": ACCOUNT}))[0] == 200
+            await post(client, PUBLISH.format("late"), {"account_id": ACCOUNT})
+            assert read_inbox(dovecot) == []  # the 2 s delay is still running
+            await sim.wait_for_mail()
+    finally:
+        await server.close()
+    (message,) = read_inbox(dovecot)
+    assert extract(message.as_bytes()).code == sim.mails[0][1].code
+    assert [draft_id for draft_id, _ in sim.mails] == ["late"]
+
+
 @pytest.mark.parametrize("security", ["tls", "starttls"])
 async def test_delivery_over_tls(dovecot_tls: Dovecot, security: str) -> None:
     """Mail is APPENDed over implicit TLS and STARTTLS, verified against the CA."""
