@@ -97,6 +97,23 @@ def compose(
     """A LinkedIn e-mail for an OTP or EMAIL_VERIFICATION checkpoint, fresh code included."""
     code = new_code()
     link = new_link() if checkpoint_type == "EMAIL_VERIFICATION" else None
+    subject, text = _subject_and_text(code, link)
+    msg = EmailMessage(policy=SMTP)
+    domain = "linkedin.com" if genuine else "linkedin-mail-security.com"
+    for name, value in _trace_headers(domain, now, authserv_id, genuine):
+        msg[name] = value
+    msg["From"] = GENUINE_SENDER if genuine else DECOY_SENDER
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = message_id = make_msgid(domain=f"ltx1-app{secrets.randbelow(9999)}.prod")
+    msg["X-LinkedIn-Class"] = "SECURITY" if link is None else "EMAIL-CONFIRM"
+    msg.set_content(text + "\n" + _FOOTER, cte="quoted-printable")
+    msg.add_alternative(_html(code, link), subtype="html", cte="quoted-printable")
+    return LinkedinMail(msg.as_bytes(), message_id, code, link, genuine)
+
+
+def _subject_and_text(code: str, link: str | None) -> tuple[str, str]:
     if link is None:
         subject = f"Your LinkedIn verification code is {code}"
         text = (
@@ -111,19 +128,7 @@ def compose(
             f"Confirm your email: {link}\n\nOr enter this PIN: {code}\n\n"
             "The link and the PIN expire in 15 minutes.\n\nThanks,\nThe LinkedIn Team\n"
         )
-    msg = EmailMessage(policy=SMTP)
-    domain = "linkedin.com" if genuine else "linkedin-mail-security.com"
-    for name, value in _trace_headers(domain, now, authserv_id, genuine):
-        msg[name] = value
-    msg["From"] = GENUINE_SENDER if genuine else DECOY_SENDER
-    msg["To"] = to
-    msg["Subject"] = subject
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = message_id = make_msgid(domain=f"ltx1-app{secrets.randbelow(9999)}.prod")
-    msg["X-LinkedIn-Class"] = "SECURITY" if link is None else "EMAIL-CONFIRM"
-    msg.set_content(text + "\n" + _FOOTER, cte="quoted-printable")
-    msg.add_alternative(_html(code, link), subtype="html", cte="quoted-printable")
-    return LinkedinMail(msg.as_bytes(), message_id, code, link, genuine)
+    return subject, text
 
 
 def _trace_headers(

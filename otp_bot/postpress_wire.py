@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Any
 
 from otp_bot.config import Settings
 from otp_bot.errors import ApiError, ApiProblem, InputRejected, ProtocolError, classify
@@ -28,7 +28,6 @@ from otp_bot.errors import ApiError, ApiProblem, InputRejected, ProtocolError, c
 PUBLISHED = "LinkedinJobPostingPublished"
 CHECKPOINT = "LinkedinJobPostingPublishCheckpoint"
 CHECKPOINT_TYPES = frozenset({"OTP", "EMAIL_VERIFICATION"})
-JOB_STATES = frozenset({"active", "draft", "review", "closed", "paused"})
 # Fields of an envelope are short; longer values are cut, not trusted.
 _MAX_FIELD = 500
 
@@ -71,7 +70,7 @@ class Published:
     """The job is live (or in LinkedIn's review, or in another job_state)."""
 
     job_id: str
-    job_state: str  # active | draft | review | closed | paused
+    job_state: str  # active | draft | review | closed | paused (kept as sent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +78,7 @@ class Checkpoint:
     """LinkedIn wants an input from an e-mail before it publishes."""
 
     job_id: str
-    type: Literal["OTP", "EMAIL_VERIFICATION"] | str
+    type: str  # "OTP" | "EMAIL_VERIFICATION" (anything else is a ProtocolError)
 
 
 Answer = Published | Checkpoint

@@ -182,6 +182,17 @@ def _fault(data: object) -> Fault:
 
 
 _TOKEN = re.compile(r"[a-z0-9]+")
+# Words in a draft id that add faults (served once each, in this order).
+_FAULT_WORDS: dict[str, tuple[Fault, ...]] = {
+    "flaky": (Fault("errors/service_unavailable"), Fault("errors/provider_error")),
+    "ratelimit": (Fault("errors/rate_limited", status=429, retry_after="2"),),
+    "restricted": (Fault("errors/account_restricted", endpoint="publish"),),
+    "disconnected": (Fault("errors/disconnected_account", endpoint="publish"),),
+    "expiredcreds": (Fault("errors/expired_credentials", endpoint="publish"),),
+    "notfound": (Fault("errors/resource_not_found"),),
+}
+# The e-mail comes this late for a draft id with "slowmail".
+_SLOW_MAIL_SECONDS = 20.0
 
 
 def script_for_draft(draft_id: str) -> Script:
@@ -192,32 +203,18 @@ def script_for_draft(draft_id: str) -> Script:
         checkpoints = ("EMAIL_VERIFICATION",)
     if "chain" in words:
         checkpoints = ("EMAIL_VERIFICATION", "OTP")
-    if words & {"direct", "nocheckpoint"}:
+    if "direct" in words:
         checkpoints = ()
-    faults: list[Fault] = []
-    if "flaky" in words:
-        faults += [Fault("errors/service_unavailable"), Fault("errors/provider_error")]
-    if "ratelimit" in words:
-        faults.append(Fault("errors/rate_limited", status=429, retry_after="2"))
-    for account_error in ("restricted", "disconnected", "expiredcreds"):
-        if account_error in words:
-            kind = {
-                "restricted": "errors/account_restricted",
-                "disconnected": "errors/disconnected_account",
-                "expiredcreds": "errors/expired_credentials",
-            }[account_error]
-            faults.append(Fault(kind, endpoint="publish"))
-    if "notfound" in words:
-        faults.append(Fault("errors/resource_not_found"))
+    faults = [fault for word, group in _FAULT_WORDS.items() if word in words for fault in group]
     return Script(
         checkpoints=checkpoints,
         job_state="review" if "review" in words else "active",
         faults=tuple(faults),
-        invalid_solutions=1 if "invalid" in words else 0,
-        expired_links=1 if "expired" in words else 0,
-        timeout_after_accept=1 if "timeout" in words else 0,
+        invalid_solutions=int("invalid" in words),
+        expired_links=int("expired" in words),
+        timeout_after_accept=int("timeout" in words),
         mail="nomail" not in words,
-        mail_delay=20.0 if "slowmail" in words else 0.0,
+        mail_delay=_SLOW_MAIL_SECONDS if "slowmail" in words else 0.0,
         decoy="decoy" in words,
         already_published="published" in words,
     )
