@@ -36,6 +36,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from otp_bot import __version__
 from otp_bot.config import Settings
 from otp_bot.errors import ApiProblem, ConfigError, ProtocolError, TransientError
 from otp_bot.postpress_wire import (
@@ -188,9 +189,13 @@ class PostpressClient:
             "X-API-KEY": self._api_key,
             "Idempotency-Key": key,
             "Accept": "application/json",
+            "User-Agent": f"otp-bot/{__version__}",
         }
         try:
-            async with self._client().post(url, json=body, headers=headers) as response:
+            # Never follow a redirect: it would carry X-API-KEY to another host,
+            # and aiohttp turns a redirected POST into a GET.
+            post = self._client().post(url, json=body, headers=headers, allow_redirects=False)
+            async with post as response:
                 raw = await self._read(response, where)
                 status, ctype = response.status, response.content_type
                 retry_after = response.headers.get("Retry-After")

@@ -134,6 +134,11 @@ def decode_problem(
     status: int, raw: bytes, content_type: str, retry_after: str | None, where: str
 ) -> ApiError | ProtocolError:
     """An error answer -> the error to raise (``ApiError`` or ``ProtocolError``)."""
+    if 300 <= status < 400:
+        return ProtocolError(
+            f"postpress answered the {where} with a redirect (HTTP {status}), which is "
+            "not followed; check OTP_BOT_API_BASE_URL"
+        )
     wait = parse_retry_after(retry_after) if retry_after is not None else None
     try:
         data = _json_object(raw, content_type, where, status)

@@ -212,7 +212,9 @@ class Simulator:
         if fault.delay:
             await asyncio.sleep(fault.delay)  # scripted slowness, for client timeouts
         record.status, record.outcome = fault.http_status, "fault"
-        headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+        headers = {**fault.headers}
+        if fault.retry_after:
+            headers["Retry-After"] = fault.retry_after
         text = fault.body
         if text is None:
             text = json.dumps(error_body(fault.http_status, fault.type, "", fault.envelope))

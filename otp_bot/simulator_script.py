@@ -97,6 +97,7 @@ class Fault:
     content_type: str = "application/json"
     delay: float = 0.0  # seconds to wait before answering (client timeouts)
     endpoint: str | None = None  # "publish" | "checkpoint" | None (either)
+    headers: Mapping[str, str] = field(default_factory=dict)  # extra headers (Location, ...)
 
     def __post_init__(self) -> None:
         if self.envelope not in ENVELOPES:

@@ -259,6 +259,7 @@ async def test_transient_errors_retried_with_one_key(
     assert [e["error"] for e in retries] == ["errors/service_unavailable", "errors/provider_error"]
     assert len({r.idempotency_key for r in sim.requests}) == 1
     assert [r.outcome for r in sim.requests] == ["fault", "fault", "answered"]
+    assert API_KEY not in repr(logs)
 
 
 async def test_retry_after_seconds_honoured(sim: Simulator, client: PostpressClient) -> None:
@@ -497,6 +498,16 @@ async def test_bad_answer_is_one_protocol_error(
     assert words in str(caught.value)
     assert "publish of draft m1" in str(caught.value)
     assert "nginx" not in str(caught.value)
+    assert len(sim.requests) == 1
+
+
+async def test_redirect_not_followed(sim: Simulator, client: PostpressClient) -> None:
+    """A redirect is a ProtocolError: the API key never follows it to another host."""
+    target = f"{sim.base_url}/linkedin/jobs/m5/publish"  # type: ignore[attr-defined]
+    fault = Fault(status=307, body="", content_type="text/plain", headers={"Location": target})
+    sim.script("m4", Script(faults=(fault,)))
+    with pytest.raises(ProtocolError, match=r"redirect \(HTTP 307\)"):
+        await client.publish("m4")
     assert len(sim.requests) == 1
 
 
