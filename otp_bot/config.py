@@ -85,6 +85,11 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost (used by the control API's bind check)."""
+    return _is_loopback(host)
+
+
 def _split_list(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]

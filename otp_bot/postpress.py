@@ -178,9 +178,13 @@ class PostpressClient:
             before_sleep=_log_retry,
             reraise=True,
         )
-        async for attempt in retrying:
-            with attempt:
-                answer = await self._post(url, where, body, key)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    answer = await self._post(url, where, body, key)
+        except TransientError as exc:
+            log.warning("api_gave_up", endpoint=endpoint, draft_id=draft_id, error=exc.type)
+            raise
         log.info("api_answer", endpoint=endpoint, draft_id=draft_id, answer=repr(answer))
         return answer
 

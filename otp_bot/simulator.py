@@ -107,10 +107,11 @@ class Simulator:
         draft_id, endpoint = request.match_info["draft_id"], request.match_info["endpoint"]
         body = await json_or_none(request)
         supplied = request.headers.get("X-API-KEY")
-        record = RecordedRequest(
-            endpoint, draft_id, request.headers.get("Idempotency-Key"), body,
-            authorized=supplied is not None and secrets.compare_digest(supplied, self._api_key),
-        )  # fmt: skip
+        authorized = supplied is not None and secrets.compare_digest(
+            supplied.encode(), self._api_key.encode()
+        )
+        key = request.headers.get("Idempotency-Key")
+        record = RecordedRequest(endpoint, draft_id, key, body, authorized=authorized)
         self.requests.append(record)
         if not record.authorized:
             kind = "missing_credentials" if supplied is None else "invalid_credentials"
@@ -119,7 +120,6 @@ class Simulator:
         fault = next_fault(state, endpoint)
         if fault is not None:
             return await self._serve_fault(record, fault)
-        key = record.idempotency_key
         digest = hashlib.sha256(await request.read()).hexdigest()
         if key is not None and key in self._replays:
             return self._replay(record, key, digest)

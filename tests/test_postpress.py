@@ -363,6 +363,7 @@ async def test_connection_refused_is_transient(sim: Simulator) -> None:
     assert caught.value.problem.status == 0
     assert caught.value.type == "network_error"
     assert len([e for e in logs if e["event"] == "api_retry"]) == ATTEMPTS - 1
+    assert logs[-1]["event"] == "api_gave_up"
     assert API_KEY not in str(caught.value)
 
 
