@@ -61,6 +61,93 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     )
 
 
+# --- the daemon and its control API (run, publish, status, check, health) ----
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    """Run the daemon for every account given, until SIGTERM/SIGINT."""
+    import asyncio
+
+    from otp_bot import service
+    from otp_bot.logs import configure
+
+    accounts = _settings(args)
+    first = accounts[0]
+    secrets = [value for settings in accounts for value in settings.secrets()]
+    configure(first.log_format.value, first.log_level, secrets)
+    return asyncio.run(service.run(accounts))
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from otp_bot.control_client import ControlClient
+
+    client = ControlClient.from_settings(_settings(args)[0])
+    draft = client.publish(args.draft_id, checkpoint=args.checkpoint, account_id=args.account_id)
+    print(json.dumps(draft, ensure_ascii=False))
+    return EXIT_OK
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from otp_bot.control_client import ControlClient, table
+
+    client = ControlClient.from_settings(_settings(args)[0])
+    drafts = client.drafts(args.draft_id, account_id=args.account_id)
+    print(json.dumps(drafts, ensure_ascii=False) if args.json else table(drafts))
+    return EXIT_OK
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from otp_bot.check import check
+    from otp_bot.logs import configure
+
+    settings = _settings(args)[0]
+    configure(settings.log_format.value, "warning", settings.secrets())
+    ok = asyncio.run(check(settings, lambda line: print(scrub_text(line), flush=True)))
+    return EXIT_OK if ok else EXIT_FAILURE
+
+
+def _cmd_health(args: argparse.Namespace) -> int:
+    from otp_bot.control_client import ControlClient, health_line
+
+    reply = ControlClient.from_settings(_settings(args)[0]).health()
+    print(health_line(reply))
+    return EXIT_OK if reply.status == 200 else EXIT_FAILURE
+
+
+def _add_daemon_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = sub.add_parser("run", help="run the daemon (one or more accounts)")
+    _add_env_file(run, many=True)
+    run.set_defaults(handler=_cmd_run)
+
+    publish = sub.add_parser("publish", help="hand a draft to the running daemon")
+    publish.add_argument("draft_id", metavar="DRAFT_ID")
+    _add_env_file(publish)
+    publish.add_argument(
+        "--checkpoint",
+        choices=("OTP", "EMAIL_VERIFICATION"),
+        help="a checkpoint someone else's publish call already received",
+    )
+    publish.add_argument("--account-id", help="when several accounts share the control API")
+    publish.set_defaults(handler=_cmd_publish)
+
+    status = sub.add_parser("status", help="show the drafts of the running daemon")
+    status.add_argument("draft_id", metavar="DRAFT_ID", nargs="?")
+    _add_env_file(status)
+    status.add_argument("--json", action="store_true", help="a JSON array on stdout")
+    status.add_argument("--account-id", help="only this account's drafts")
+    status.set_defaults(handler=_cmd_status)
+
+    check = sub.add_parser("check", help="validate the config, the mailbox and the API host")
+    _add_env_file(check)
+    check.set_defaults(handler=_cmd_check)
+
+    health = sub.add_parser("health", help="exit 0 when the running daemon is healthy")
+    _add_env_file(health)
+    health.set_defaults(handler=_cmd_health)
+
+
 def _add_env_file(parser: argparse.ArgumentParser, *, many: bool = False) -> None:
     help_text = "file with OTP_BOT_* variables"
     if many:
@@ -97,6 +184,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--script", type=Path, help="JSON file: draft id -> script")
     simulate.add_argument("--no-mail", action="store_true", help="issue codes, send no e-mail")
     simulate.set_defaults(handler=_cmd_simulate)
+    _add_daemon_commands(sub)
     return parser
 
 

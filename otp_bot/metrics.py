@@ -1,0 +1,112 @@
+"""Prometheus metrics for ``GET /metrics``, in a registry of their own.
+
+A per-process ``CollectorRegistry`` (not prometheus-client's global one), so
+several accounts share one set of metrics told apart by the ``account`` label,
+and tests build as many as they like.
+
+    otp_bot_emails_total{account,result}                 seen | trusted | rejected
+    otp_bot_checkpoint_submissions_total{account,result} published | checkpoint |
+                                                         invalid | expired | error
+    otp_bot_drafts{account,state}                        drafts per state (gauge)
+    otp_bot_api_errors_total{account,type}               errors/... type of each API error
+    otp_bot_email_to_submit_seconds{account}             mail seen -> input submitted
+    otp_bot_mailbox_last_progress_timestamp{account}     Unix time of the last loop progress
+    otp_bot_account_up{account}                          1 healthy, 0 not
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+# The six user-visible draft states, always exported (0 included) so that
+# dashboards see a series before the first draft reaches a state.
+DRAFT_STATES = ("queued", "publishing", "awaiting_code", "submitting", "published", "failed")
+# Dovecot announces mail ~0.5 s after arrival; real providers take seconds to
+# a minute. The buckets span that range.
+LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    """Every metric otp-bot exports, bound to one registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = ["account"]
+        self.emails = Counter(
+            "otp_bot_emails",
+            "E-mails looked at, by result (seen, then trusted or rejected).",
+            [*labels, "result"],
+            registry=self.registry,
+        )
+        self.submissions = Counter(
+            "otp_bot_checkpoint_submissions",
+            "Checkpoint inputs submitted, by the API's answer.",
+            [*labels, "result"],
+            registry=self.registry,
+        )
+        self.drafts = Gauge(
+            "otp_bot_drafts", "Drafts in each state.", [*labels, "state"], registry=self.registry
+        )
+        self.api_errors = Counter(
+            "otp_bot_api_errors",
+            "Error answers from postpress, by errors/... type.",
+            [*labels, "type"],
+            registry=self.registry,
+        )
+        self.email_to_submit = Histogram(
+            "otp_bot_email_to_submit_seconds",
+            "Time from an e-mail being seen to its input being submitted.",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.last_progress = Gauge(
+            "otp_bot_mailbox_last_progress_timestamp",
+            "Unix time of the mailbox loop's last progress.",
+            labels,
+            registry=self.registry,
+        )
+        self.account_up = Gauge(
+            "otp_bot_account_up",
+            "1 when the account is healthy (mailbox fresh, no account error), else 0.",
+            labels,
+            registry=self.registry,
+        )
+
+    def email(self, account: str, result: str) -> None:
+        self.emails.labels(account=account, result=result).inc()
+
+    def submission(self, account: str, result: str) -> None:
+        self.submissions.labels(account=account, result=result).inc()
+
+    def api_error(self, account: str, error_type: str) -> None:
+        self.api_errors.labels(account=account, type=error_type).inc()
+
+    def latency(self, account: str, seconds: float) -> None:
+        self.email_to_submit.labels(account=account).observe(max(0.0, seconds))
+
+    def set_drafts(self, account: str, states: Iterable[str]) -> None:
+        counts = count_states(states)
+        for state, count in counts.items():
+            self.drafts.labels(account=account, state=state).set(count)
+
+    def set_health(self, account: str, *, up: bool, last_progress_unix: float | None) -> None:
+        self.account_up.labels(account=account).set(1 if up else 0)
+        if last_progress_unix is not None:
+            self.last_progress.labels(account=account).set(last_progress_unix)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def count_states(states: Iterable[str]) -> Mapping[str, int]:
+    """Drafts per state, every known state present (unknown ones kept too)."""
+    counts = dict.fromkeys(DRAFT_STATES, 0)
+    for state in states:
+        counts[state] = counts.get(state, 0) + 1
+    return counts

@@ -1,0 +1,233 @@
+"""The daemon: startup -> loop -> shutdown, for one or more accounts.
+
+Startup opens one ``Store`` per state database, builds an ``Account`` (client,
+mailbox watcher, worker) per env file and starts one control API per control
+address. The loop runs every account's watcher and worker in a task group,
+with a supervisor per task so that one account's failure never stops another.
+A housekeeping task tells systemd ``READY=1`` once every mailbox is watched
+(or its account is stuck in a reported way), ``STATUS=`` with draft counts,
+and ``WATCHDOG=1`` only while the mailbox loops make progress. SIGTERM or
+SIGINT sets the stop event; tasks get ``STOP_GRACE`` to return, then are
+cancelled. A second SIGINT exits at once (every transition is already on
+disk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import signal
+import time
+from collections import defaultdict
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from otp_bot.account import Account
+from otp_bot.config import Settings
+from otp_bot.control import ControlServer, check_bind
+from otp_bot.errors import ConfigError
+from otp_bot.logs import bind
+from otp_bot.metrics import Metrics, count_states
+from otp_bot.notify import Notifier, watchdog_period
+from otp_bot.store import Store
+
+log = structlog.get_logger(__name__)
+
+# After stop, tasks get this long to return before they are cancelled; the
+# whole shutdown (control API and stores included) stays within 3 s.
+STOP_GRACE = 2.0
+# Housekeeping period: STATUS=, READY=, metrics gauges.
+TICK = 0.5
+
+
+async def run(
+    settings_list: Sequence[Settings],
+    *,
+    notifier: Notifier | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> int:
+    """Run the daemon until SIGTERM/SIGINT; 0 once stopped with state saved."""
+    _check(settings_list)
+    notifier = notifier or Notifier.from_env(environ)
+    stop = asyncio.Event()
+    metrics = Metrics()
+    with _signals(stop), contextlib.ExitStack() as stores:
+        by_path: dict[Path, Store] = {}
+        for settings in settings_list:
+            if settings.state_db not in by_path:
+                by_path[settings.state_db] = stores.enter_context(
+                    contextlib.closing(Store(settings.state_db))
+                )
+        accounts = [Account(s, by_path[s.state_db], metrics) for s in settings_list]
+        servers = _control_servers(accounts, metrics)
+        try:
+            for server in servers:
+                await server.start()
+            log.info("daemon_started", accounts=[a.account_id for a in accounts])
+            await _loop(accounts, stop, notifier, watchdog_period(environ))
+        finally:
+            for server in servers:
+                await server.stop()
+            for account in accounts:
+                await account.client.close()
+    log.info("daemon_stopped")
+    return 0
+
+
+def _check(settings_list: Sequence[Settings]) -> None:
+    if not settings_list:
+        raise ConfigError("no account configured")
+    ids = [s.account_id for s in settings_list]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ConfigError(f"OTP_BOT_ACCOUNT_ID: {', '.join(duplicates)} given more than once")
+    tokens: dict[str, set[str]] = defaultdict(set)
+    for s in settings_list:
+        token = s.control_token.get_secret_value() if s.control_token else ""
+        check_bind(s.control_addr, token)
+        tokens[s.control_addr].add(token)
+    for addr, seen in tokens.items():
+        if len(seen) > 1:
+            raise ConfigError(
+                f"OTP_BOT_CONTROL_TOKEN: the accounts sharing {addr} must use the same token"
+            )
+
+
+def _control_servers(accounts: Sequence[Account], metrics: Metrics) -> list[ControlServer]:
+    by_addr: dict[str, list[Account]] = defaultdict(list)
+    for account in accounts:
+        by_addr[account.settings.control_addr].append(account)
+    servers = []
+    for addr, group in by_addr.items():
+        token = group[0].settings.control_token
+        servers.append(
+            ControlServer(
+                addr,
+                group,
+                metrics,
+                token=token.get_secret_value() if token else None,
+                before_metrics=functools.partial(_refresh_metrics, group),
+            )
+        )
+    return servers
+
+
+def _refresh_metrics(accounts: Sequence[Account]) -> None:
+    for account in accounts:
+        account.refresh_metrics()
+
+
+@contextlib.contextmanager
+def _signals(stop: asyncio.Event) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    interrupts = 0
+
+    def on_interrupt() -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts > 1:
+            log.warning("forced_exit", reason="second SIGINT")
+            os._exit(130)  # every transition is already committed to the store
+        on_stop("SIGINT")
+
+    def on_stop(name: str) -> None:
+        if not stop.is_set():
+            log.info("stop_requested", signal=name)
+        stop.set()
+
+    loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    loop.add_signal_handler(signal.SIGTERM, on_stop, "SIGTERM")
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def _loop(
+    accounts: Sequence[Account], stop: asyncio.Event, notifier: Notifier, ping: float | None
+) -> None:
+    async with asyncio.TaskGroup() as group:
+        tasks = []
+        for account in accounts:
+            for name, coro in (
+                ("mailbox", account.watcher.run(stop)),
+                ("worker", account.worker.run(stop)),
+            ):
+                tasks.append(group.create_task(_supervise(account, name, coro, stop)))
+        housekeeping = group.create_task(_housekeeping(accounts, stop, notifier, ping))
+        await stop.wait()
+        notifier.stopping()
+        log.info("daemon_stopping")
+        _done, pending = await asyncio.wait(tasks, timeout=STOP_GRACE)
+        for task in pending:
+            log.warning("task_cancelled_at_shutdown", task=task.get_name())
+            task.cancel()
+        await housekeeping
+
+
+async def _supervise(
+    account: Account, name: str, coro: Coroutine[Any, Any, None], stop: asyncio.Event
+) -> None:
+    """Run one account task; its failure is reported, never spread to the others."""
+    bind(account_id=account.account_id)
+    asyncio.current_task().set_name(f"{account.account_id}/{name}")  # type: ignore[union-attr]
+    try:
+        await coro
+    except Exception as exc:
+        account.crashed = f"{name} task crashed: {type(exc).__name__}: {exc}"
+        log.exception("account_task_crashed", task=name)
+        return
+    if not stop.is_set():
+        account.crashed = f"{name} task returned before stop"
+        log.error("account_task_ended", task=name)
+
+
+async def _housekeeping(
+    accounts: Sequence[Account], stop: asyncio.Event, notifier: Notifier, ping: float | None
+) -> None:
+    ready = False
+    status = ""
+    last_ping = float("-inf")
+    while not stop.is_set():
+        _refresh_metrics(accounts)
+        if not ready and all(a.settled() for a in accounts):
+            ready = True
+            notifier.ready(status_line(accounts))
+            log.info("daemon_ready", accounts={a.account_id: a.watcher.state for a in accounts})
+        if ready and status != (status := status_line(accounts)):
+            notifier.status(status)
+        due = ping is not None and time.monotonic() - last_ping >= ping
+        if ready and due and _progressing(accounts):
+            notifier.watchdog()
+            last_ping = time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), min(TICK, ping or TICK))
+
+
+def _progressing(accounts: Sequence[Account]) -> bool:
+    """Every mailbox loop that can run has made progress recently.
+
+    An account whose IMAP login is refused is left out: restarting the
+    daemon cannot fix a password, and it would stop the healthy accounts.
+    """
+    return all(
+        a.crashed is None and a.progress_age() <= a.settings.health_max_stale
+        for a in accounts
+        if a.watcher.state != "auth_failed"
+    )
+
+
+def status_line(accounts: Sequence[Account]) -> str:
+    """``watching; 2 awaiting_code, 5 published`` (systemctl status shows it)."""
+    mailboxes = sorted({a.watcher.state for a in accounts})
+    counts = count_states(s for a in accounts for s in a.states())
+    shown = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+    problems = [a.account_id for a in accounts if a.problem()]
+    text = "/".join(mailboxes) + "; " + (shown or "no drafts")
+    return text + (f"; unhealthy: {', '.join(problems)}" if problems else "")
