@@ -108,7 +108,7 @@ class Simulator:
         body = await json_or_none(request)
         supplied = request.headers.get("X-API-KEY")
         authorized = supplied is not None and secrets.compare_digest(
-            supplied.encode(), self._api_key.encode()
+            supplied.encode("utf-8", "surrogateescape"), self._api_key.encode()
         )
         key = request.headers.get("Idempotency-Key")
         record = RecordedRequest(endpoint, draft_id, key, body, authorized=authorized)
