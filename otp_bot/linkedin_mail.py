@@ -4,9 +4,10 @@ The genuine mails follow LinkedIn's real ones (``security-noreply@linkedin.com``
 multipart/alternative, table-heavy HTML, a footer full of digits that are not
 codes) and carry a topmost ``Authentication-Results`` header with
 ``dkim=pass``/``dmarc=pass`` for linkedin.com, as the receiving server would
-write it. A decoy imitates them from a look-alike domain whose topmost header
+write it. A decoy imitates them, either from a look-alike domain whose topmost header
 fails, with a forged passing header further down (RFC 8601 7.2 says lower
-headers prove nothing).
+headers prove nothing), or from linkedin.com itself without a passing
+DKIM/DMARC result.
 
 Delivery uses the standard library's imaplib in a thread (only
 ``otp_bot.mailbox`` may import imap-tools).
@@ -31,6 +32,7 @@ from otp_bot.config import Settings
 
 GENUINE_SENDER = "LinkedIn <security-noreply@linkedin.com>"
 DECOY_SENDER = '"security-noreply@linkedin.com" <security-noreply@linkedin-mail-security.com>'
+DECOYS = ("lookalike", "unsigned")
 CONFIRM_URL = "https://www.linkedin.com/psettings/email/confirm"
 _FOOTER = (
     "This email was intended for you. Learn why we included this: "
@@ -92,17 +94,24 @@ def new_link() -> str:
 
 
 def compose(
-    checkpoint_type: str, to: str, now: datetime, *, authserv_id: str, genuine: bool = True
+    checkpoint_type: str, to: str, now: datetime, *, authserv_id: str, decoy: str | None = None
 ) -> LinkedinMail:
-    """A LinkedIn e-mail for an OTP or EMAIL_VERIFICATION checkpoint, fresh code included."""
+    """A LinkedIn e-mail for an OTP or EMAIL_VERIFICATION checkpoint, fresh code included.
+
+    ``decoy``: None for the genuine mail; ``"lookalike"`` (a look-alike sender
+    domain) or ``"unsigned"`` (linkedin.com in From, but no passing DKIM/DMARC).
+    """
+    if decoy not in (None, *DECOYS):
+        raise ValueError(f"decoy must be one of {DECOYS}")
+    genuine = decoy is None
     code = new_code()
     link = new_link() if checkpoint_type == "EMAIL_VERIFICATION" else None
     subject, text = _subject_and_text(code, link)
     msg = EmailMessage(policy=SMTP)
-    domain = "linkedin.com" if genuine else "linkedin-mail-security.com"
-    for name, value in _trace_headers(domain, now, authserv_id, genuine):
+    domain = "linkedin-mail-security.com" if decoy == "lookalike" else "linkedin.com"
+    for name, value in _trace_headers(domain, now, authserv_id, decoy):
         msg[name] = value
-    msg["From"] = GENUINE_SENDER if genuine else DECOY_SENDER
+    msg["From"] = DECOY_SENDER if decoy == "lookalike" else GENUINE_SENDER
     msg["To"] = to
     msg["Subject"] = subject
     msg["Date"] = format_datetime(now)
@@ -132,7 +141,7 @@ def _subject_and_text(code: str, link: str | None) -> tuple[str, str]:
 
 
 def _trace_headers(
-    domain: str, now: datetime, authserv_id: str, genuine: bool
+    domain: str, now: datetime, authserv_id: str, decoy: str | None
 ) -> list[tuple[str, str]]:
     selector = f"d2048-{secrets.randbelow(3) + 1}"
     received = (
@@ -140,7 +149,7 @@ def _trace_headers(
         f"(mail-sa.{domain} [108.174.3.{secrets.randbelow(250)}]) "
         f"by {authserv_id} with ESMTPS id {secrets.token_hex(6)}; {format_datetime(now)}"
     )
-    if genuine:
+    if decoy is None:
         results = (
             f"{authserv_id}; dkim=pass header.d=linkedin.com header.s={selector} "
             f"header.b={secrets.token_urlsafe(6)}; spf=pass (domain of s-{secrets.token_hex(4)}"
@@ -150,13 +159,15 @@ def _trace_headers(
         return [("Authentication-Results", results), ("Received", received)]
     failed = (
         f"{authserv_id}; dkim=none; spf=softfail smtp.mailfrom={domain}; "
-        f"dmarc=fail (p=NONE) header.from={domain}"
+        f"dmarc=fail (p=REJECT) header.from={domain}"
     )
+    if decoy == "unsigned":
+        return [("Authentication-Results", failed), ("Received", received)]
     forged = "mx.linkedin.com; dkim=pass header.d=linkedin.com; dmarc=pass header.from=linkedin.com"
     return [
         ("Authentication-Results", failed),
         ("Received", received),
-        ("Authentication-Results", forged),
+        ("Authentication-Results", forged),  # below ours: proves nothing (RFC 8601 7.2)
     ]
 
 

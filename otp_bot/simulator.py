@@ -181,7 +181,8 @@ class Simulator:
         state.accepted = {forms[f] for f in state.script.accept} if mail.link else {mail.code}
         batch = [mail]
         if state.script.decoy:  # a spoofed mail with another code, delivered first
-            batch.insert(0, compose(kind, to, now, authserv_id=self._authserv_id, genuine=False))
+            style = state.script.decoy_style
+            batch.insert(0, compose(kind, to, now, authserv_id=self._authserv_id, decoy=style))
         if state.script.mail:
             self._send_mail(draft_id, batch, state.script.mail_delay)
         log.info("sim_checkpoint_issued", draft_id=draft_id, type=kind, mails=len(batch))

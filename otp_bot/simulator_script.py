@@ -136,6 +136,7 @@ class Script:
     mail: bool = True  # False: the checkpoint's e-mail never comes
     mail_delay: float = 0.0  # seconds between the checkpoint and its e-mail
     decoy: bool = False  # a spoofed e-mail with another code arrives first
+    decoy_style: str = "lookalike"  # "lookalike" sender domain, or "unsigned" linkedin.com
     # What an EMAIL_VERIFICATION checkpoint accepts: "link", "pin" or both.
     accept: tuple[str, ...] = ("link", "pin")
     already_published: bool = False  # the draft was published by someone else
@@ -144,6 +145,8 @@ class Script:
     def __post_init__(self) -> None:
         if any(kind not in CHECKPOINT_TYPES for kind in self.checkpoints):
             raise ValueError(f"checkpoints must be among {CHECKPOINT_TYPES}")
+        if self.decoy_style not in ("lookalike", "unsigned"):
+            raise ValueError("decoy_style must be lookalike or unsigned")
         if not self.accept or any(form not in ("link", "pin") for form in self.accept):
             raise ValueError("accept must list link and/or pin")
         counts = (self.invalid_solutions, self.expired_links, self.timeout_after_accept)
@@ -216,6 +219,7 @@ def script_for_draft(draft_id: str) -> Script:
         timeout_after_accept=int("timeout" in words),
         mail="nomail" not in words,
         mail_delay=_SLOW_MAIL_SECONDS if "slowmail" in words else 0.0,
-        decoy="decoy" in words,
+        decoy=bool(words & {"decoy", "unsigned"}),
+        decoy_style="unsigned" if "unsigned" in words else "lookalike",
         already_published="published" in words,
     )

@@ -209,6 +209,7 @@ def test_draft_id_conventions() -> None:
     assert script_for_draft("restricted-1").faults == (
         Fault("errors/account_restricted", endpoint="publish"),
     )
+    assert script_for_draft("unsigned-1").decoy_style == "unsigned"
     odd = script_for_draft("decoy-expired-invalid-timeout-nomail-review")
     assert (odd.decoy, odd.expired_links, odd.invalid_solutions) == (True, 1, 1)
     assert (odd.timeout_after_accept, odd.mail, odd.job_state) == (1, False, "review")
@@ -235,16 +236,36 @@ def test_genuine_mail_is_trusted_and_readable(kind: str) -> None:
     assert (mail.link is not None) == (kind == "EMAIL_VERIFICATION")
 
 
-def test_decoy_mail_is_not_trusted() -> None:
-    """A decoy fails the sender check and its topmost results, a lower forged one aside."""
+def test_lookalike_decoy_is_not_trusted() -> None:
+    """A look-alike decoy fails the sender check and its topmost results; a lower one is forged."""
     mail = compose(
-        "OTP", "bot@example.test", datetime.now(UTC), authserv_id="mx.example.test", genuine=False
+        "OTP",
+        "bot@example.test",
+        datetime.now(UTC),
+        authserv_id="mx.example.test",
+        decoy="lookalike",
     )
     message = email.message_from_bytes(mail.raw)
     results = message.get_all("Authentication-Results")
+    assert not mail.genuine
     assert not sender_domain_trusted(message["From"])
     assert authentication_verdict(results) is not None
     assert authentication_verdict(results[1:]) is None  # the forged lower header
+    assert not extract(mail.raw).trusted
+
+
+def test_unsigned_decoy_is_not_trusted() -> None:
+    """A decoy from linkedin.com without passing DKIM/DMARC fails on its results alone."""
+    mail = compose(
+        "EMAIL_VERIFICATION",
+        "bot@example.test",
+        datetime.now(UTC),
+        authserv_id="mx.example.test",
+        decoy="unsigned",
+    )
+    message = email.message_from_bytes(mail.raw)
+    assert sender_domain_trusted(message["From"])
+    assert authentication_verdict(message.get_all("Authentication-Results")) is not None
     assert not extract(mail.raw).trusted
 
 
@@ -281,7 +302,8 @@ async def serve_with_mailbox(target: MailTarget) -> tuple[Simulator, TestServer]
     return sim, server
 
 
-async def test_delivery_to_dovecot_decoy_first(dovecot: Dovecot) -> None:
+@pytest.mark.parametrize("style", ["lookalike", "unsigned"])
+async def test_delivery_to_dovecot_decoy_first(dovecot: Dovecot, style: str) -> None:
     """A checkpoint APPENDs the decoy then the genuine mail; only the genuine code passes."""
     target = MailTarget(dovecot.host, dovecot.port, dovecot.user, dovecot.password, "none")
     sim, server = await serve_with_mailbox(target)
@@ -290,7 +312,7 @@ async def test_delivery_to_dovecot_decoy_first(dovecot: Dovecot) -> None:
         async with PostpressClient(
             base_url=str(server.make_url("/v1")), api_key=API_KEY, account_id=ACCOUNT, retry=retry
         ) as api:
-            sim.script("m1", Script(checkpoints=("OTP",), decoy=True))
+            sim.script("m1", Script(checkpoints=("OTP",), decoy=True, decoy_style=style))
             assert isinstance(await api.publish("m1"), Checkpoint)
             await sim.wait_for_mail()
             assert sim.delivery_errors == []
