@@ -1,0 +1,112 @@
+"""The worker's mail intake: keep what a trusted e-mail offers, durably, then wake the worker.
+
+One summary line per e-mail: ``mail_handled`` (evidence stored) or
+``mail_rejected`` with the reason (untrusted and why, nothing found, a
+Message-ID already stored). Codes and links are masked in every later log
+line, wherever they appear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import structlog
+
+from otp_bot.config import Settings
+from otp_bot.extract import Evidence, extract
+from otp_bot.logs import remember_sensitive
+from otp_bot.match import StoredEvidence
+from otp_bot.store import Store
+
+if TYPE_CHECKING:
+    from otp_bot.mailbox import IncomingMail
+
+log = structlog.get_logger(__name__)
+
+# E-mails kept in memory for ``after_use`` (move, delete, mark seen) until an
+# input from them is accepted; older ones are forgotten (and left in place).
+MAILS_KEPT = 64
+
+
+class MailIntake:
+    """Turns the watcher's messages into stored evidence."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        clock: Callable[[], datetime],
+        wake: asyncio.Event,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._wake = wake
+        self._account_id = settings.account_id
+        self._trusted_ids = frozenset(settings.trusted_authserv_ids)
+        self._mails: OrderedDict[int, IncomingMail] = OrderedDict()
+        self._log = log.bind(account_id=settings.account_id)
+
+    async def take(self, mail: IncomingMail) -> None:
+        """Store the e-mail's code and link if it is trusted; log instead of raising."""
+        try:
+            self._take(mail)
+        except Exception:  # noqa: BLE001 - the watcher's loop must go on; the line says why
+            self._log.exception("mail_handling_failed", uid=mail.uid)
+
+    def used(self, input_hash: str) -> IncomingMail | None:
+        """The e-mail an accepted input came from, if still in memory (for after_use)."""
+        evidence = self._store.evidence_of_input(self._account_id, input_hash)
+        return self._mails.pop(evidence.id, None) if evidence is not None else None
+
+    def _take(self, mail: IncomingMail) -> None:
+        found = extract(mail.raw, trusted_authserv_ids=self._trusted_ids)
+        about = {"uid": mail.uid, "message_id": found.message_id, "sender": found.sender}
+        reason = _unusable(found)
+        if reason is not None:
+            self._log.info("mail_rejected", reason=reason, **about)
+            return
+        for value in (found.code, found.link):
+            if value:
+                remember_sensitive(value)
+        received = _aware(found.received_at or mail.internal_date) or self._clock()
+        evidence = StoredEvidence(
+            0, received, found.code, found.link, found.message_id, mail.uidvalidity, mail.uid
+        )
+        stored = self._store.add_evidence(self._account_id, evidence, self._clock())
+        if stored is None:
+            self._log.info("mail_rejected", reason="message_id_already_stored", **about)
+            return
+        self._keep(stored, mail)
+        self._log.info(
+            "mail_handled",
+            evidence_id=stored,
+            code=found.code,
+            link=found.link,
+            received_at=received.isoformat(),
+            complete=mail.complete,
+            **about,
+        )
+        self._wake.set()
+
+    def _keep(self, evidence_id: int, mail: IncomingMail) -> None:
+        self._mails[evidence_id] = mail
+        while len(self._mails) > MAILS_KEPT:
+            self._mails.popitem(last=False)
+
+
+def _unusable(found: Evidence) -> str | None:
+    if not found.trusted:
+        return found.reason or "untrusted"
+    if not found.code and not found.link:
+        return found.reason or "no_code_or_link"
+    return None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)

@@ -1,0 +1,489 @@
+"""The per-account worker against the postpress simulator, fed LinkedIn's real e-mail bytes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+from structlog.testing import capture_logs
+
+from otp_bot import drafts as d
+from otp_bot.config import Settings
+from otp_bot.drafts import Draft, State
+from otp_bot.errors import InputRejected
+from otp_bot.linkedin_mail import LinkedinMail, compose
+from otp_bot.mailbox import IncomingMail
+from otp_bot.match import Candidate, StoredEvidence
+from otp_bot.postpress import Checkpoint, PostpressClient, RetryPolicy
+from otp_bot.simulator import Simulator
+from otp_bot.simulator_script import Fault, Script
+from otp_bot.solver import AccountWorker
+from otp_bot.store import Store
+
+API_KEY = "pp_test_solver_k3y"
+ACCOUNT = "acc_solver_01"
+AUTHSERV = "mx.example.test"
+WAIT = 10.0  # generous bound for a state to be reached; never a synchronisation sleep
+
+
+class Harness:
+    """One account: store, client and worker, the simulator's mail handed to ``on_mail``."""
+
+    def __init__(self, sim: Simulator, base_url: str, state_dir: Path, **settings: Any) -> None:
+        self.sim = sim
+        self.settings = Settings(
+            account_id=ACCOUNT,
+            api_key=API_KEY,
+            api_base_url=base_url,
+            imap_host="127.0.0.1",
+            imap_user="bot@example.test",
+            imap_password="unused",
+            imap_security="none",
+            state_dir=state_dir,
+            **settings,
+        )
+        self.store = Store(self.settings.state_db)
+        self.client = PostpressClient(
+            base_url=base_url,
+            api_key=API_KEY,
+            account_id=ACCOUNT,
+            retry=RetryPolicy(attempts=3, max_time=30, wait=False),
+        )
+        self.auto_mail = True
+        self.delivered = 0
+        self.uid = 0
+        self.changed = asyncio.Condition()
+        self.worker = self.new_worker()
+        self.stop = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def new_worker(self) -> AccountWorker:
+        worker = AccountWorker(self.settings, self.store, self.client)
+        worker.on_change = self._on_change
+        return worker
+
+    def _on_change(self, _draft: Draft) -> None:
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        if self.auto_mail:
+            await self.deliver()
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def deliver(self) -> None:
+        """Hand every e-mail the simulator issued since the last call to the worker."""
+        while self.delivered < len(self.sim.mails):
+            _draft_id, mail = self.sim.mails[self.delivered]
+            self.delivered += 1
+            await self.feed(mail)
+
+    async def feed(self, mail: LinkedinMail, internal_date: datetime | None = None) -> None:
+        self.uid += 1
+        when = internal_date or datetime.now(UTC)
+        await self.worker.on_mail(IncomingMail(7, self.uid, mail.raw, True, when))
+
+    def start(self) -> None:
+        self.stop.clear()
+        self.task = asyncio.create_task(self.worker.run(self.stop))
+
+    async def halt(self) -> None:
+        self.stop.set()
+        if self.task is not None:
+            await asyncio.wait_for(self.task, WAIT)
+
+    async def until(self, check: Callable[[], bool]) -> None:
+        async def waiting() -> None:
+            async with self.changed:
+                await self.changed.wait_for(check)
+
+        await asyncio.wait_for(waiting(), WAIT)
+
+    async def reaches(self, draft_id: str, *states: State) -> Draft:
+        def there() -> bool:
+            draft = self.worker.draft(draft_id)
+            return draft is not None and draft.state in states
+
+        await self.until(there)
+        found = self.worker.draft(draft_id)
+        assert found is not None
+        return found
+
+    def inputs(self, draft_id: str) -> list[str]:
+        """The inputs the simulator received for this draft, in order."""
+        return [
+            r.body["input"]
+            for r in self.sim.requests
+            if r.endpoint == "checkpoint" and r.draft_id == draft_id
+        ]
+
+    def mails(self, draft_id: str) -> list[LinkedinMail]:
+        return [m for dr, m in self.sim.mails if dr == draft_id and m.genuine]
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[tuple[Simulator, str]]:
+    """The simulator on a free loopback port; it records its e-mails instead of sending them."""
+    simulator = Simulator(api_key=API_KEY, account_id=ACCOUNT, authserv_id=AUTHSERV)
+    server = TestServer(simulator.app, host="127.0.0.1")
+    await server.start_server()
+    yield simulator, str(server.make_url("/v1"))
+    await server.close()
+
+
+@pytest.fixture
+async def make(sim: tuple[Simulator, str], tmp_path: Path) -> AsyncIterator[Callable[..., Harness]]:
+    """Build a harness with settings overrides; its worker is stopped afterwards."""
+    made: list[Harness] = []
+
+    def build(**settings: Any) -> Harness:
+        harness = Harness(sim[0], sim[1], tmp_path, **settings)
+        made.append(harness)
+        return harness
+
+    yield build
+    for harness in made:
+        await harness.halt()
+        await harness.client.close()
+        harness.store.close()
+
+
+async def test_plain_otp_is_solved_from_the_mail(make: Callable[..., Harness]) -> None:
+    """publish -> OTP checkpoint -> the e-mail's code -> published, history readable."""
+    h = make()
+    h.start()
+    await h.worker.add_draft("D-otp")
+    draft = await h.reaches("D-otp", State.PUBLISHED, State.FAILED)
+    assert draft.state is State.PUBLISHED
+    assert (draft.job_state, draft.error) == ("active", None)
+    assert draft.job_id
+    assert h.inputs("D-otp") == [h.mails("D-otp")[0].code]
+    events = [e["event"] for e in h.store.draft_history(ACCOUNT, "D-otp")]
+    assert events == ["added", "start_publish", "got_checkpoint", "submit", "got_published"]
+    code = h.mails("D-otp")[0].code
+    assert all(code not in str(e) for e in h.store.draft_history(ACCOUNT, "D-otp"))
+
+
+async def test_chain_email_verification_then_otp(make: Callable[..., Harness]) -> None:
+    """EMAIL_VERIFICATION is solved with the link, then the OTP with the next e-mail's code."""
+    h = make()
+    h.sim.script("D-chain", Script(checkpoints=("EMAIL_VERIFICATION", "OTP")))
+    h.start()
+    await h.worker.add_draft("D-chain")
+    draft = await h.reaches("D-chain", State.PUBLISHED, State.FAILED)
+    assert draft.state is State.PUBLISHED
+    verify, otp = h.mails("D-chain")
+    assert h.inputs("D-chain") == [verify.link, otp.code]
+    assert h.store.verification_form(ACCOUNT) == "link"
+
+
+async def test_link_rejected_then_pin_accepted_and_remembered(
+    make: Callable[..., Harness],
+) -> None:
+    """A burnt link makes the PIN of the same e-mail next; the PIN then goes first."""
+    h = make()
+    h.sim.script("D-pin1", Script(checkpoints=("EMAIL_VERIFICATION",), accept=("pin",)))
+    h.sim.script("D-pin2", Script(checkpoints=("EMAIL_VERIFICATION",), accept=("pin",)))
+    h.start()
+    await h.worker.add_draft("D-pin1")
+    assert (await h.reaches("D-pin1", State.PUBLISHED, State.FAILED)).state is State.PUBLISHED
+    first = h.mails("D-pin1")[0]
+    assert h.inputs("D-pin1") == [first.link, first.code]
+    assert h.store.verification_form(ACCOUNT) == "pin"
+    await h.worker.add_draft("D-pin2")
+    assert (await h.reaches("D-pin2", State.PUBLISHED, State.FAILED)).state is State.PUBLISHED
+    assert h.inputs("D-pin2") == [h.mails("D-pin2")[0].code]
+
+
+async def test_invalid_solution_then_fresh_code_after_republish(
+    make: Callable[..., Harness],
+) -> None:
+    """A burnt OTP is never re-sent: the draft waits, publishes again and uses the new code."""
+    h = make(code_timeout=0.3, republish_limit=2)
+    h.sim.script("D-inv", Script(invalid_solutions=1))
+    h.start()
+    await h.worker.add_draft("D-inv")
+    draft = await h.reaches("D-inv", State.PUBLISHED, State.FAILED)
+    assert draft.state is State.PUBLISHED
+    first, second = h.mails("D-inv")
+    assert h.inputs("D-inv") == [first.code, second.code]
+    assert draft.republishes == 1
+
+
+async def test_expired_link_publishes_again(make: Callable[..., Harness]) -> None:
+    """expired_link re-publishes at once and the new e-mail's link is used."""
+    h = make()
+    h.sim.script("D-exp", Script(checkpoints=("EMAIL_VERIFICATION",), expired_links=1))
+    h.start()
+    await h.worker.add_draft("D-exp")
+    draft = await h.reaches("D-exp", State.PUBLISHED, State.FAILED)
+    assert draft.state is State.PUBLISHED
+    first, second = h.mails("D-exp")
+    assert h.inputs("D-exp") == [first.link, second.link]
+    assert draft.republishes == 1
+    details = [e["detail"] for e in h.store.draft_history(ACCOUNT, "D-exp")]
+    assert "publish again: errors/expired_link" in details
+
+
+async def test_expired_link_beyond_the_bound_fails(make: Callable[..., Harness]) -> None:
+    """With no re-publish left, expired_link fails the draft with that type."""
+    h = make(republish_limit=0)
+    h.sim.script("D-exp0", Script(checkpoints=("EMAIL_VERIFICATION",), expired_links=1))
+    h.start()
+    await h.worker.add_draft("D-exp0")
+    draft = await h.reaches("D-exp0", State.PUBLISHED, State.FAILED)
+    assert (draft.state, draft.error) == (State.FAILED, "errors/expired_link")
+
+
+async def test_code_timeout_republishes_then_fails(make: Callable[..., Harness]) -> None:
+    """No e-mail: wait code_timeout, publish again republish_limit times, then fail clearly."""
+    h = make(code_timeout=0.2, republish_limit=2)
+    h.sim.script("D-quiet", Script(mail=False))
+    h.start()
+    await h.worker.add_draft("D-quiet")
+    draft = await h.reaches("D-quiet", State.FAILED, State.PUBLISHED)
+    assert (draft.state, draft.error, draft.republishes) == (State.FAILED, "code_timeout", 2)
+    assert "gave up after publishing again 2 time(s)" in (draft.error_detail or "")
+    publishes = [r for r in h.sim.requests if r.endpoint == "publish"]
+    assert len(publishes) == 3
+    assert len({r.idempotency_key for r in publishes}) == 3
+
+
+async def test_stale_mail_before_since_less_skew_is_ignored(make: Callable[..., Harness]) -> None:
+    """A trusted e-mail received before the checkpoint (beyond the skew) is never submitted."""
+    h = make(code_timeout=0.3, republish_limit=0, clock_skew=60)
+    h.auto_mail = False
+    old = datetime.now(UTC) - timedelta(minutes=10)
+    await h.feed(compose("OTP", "bot@example.test", old, authserv_id=AUTHSERV), old)
+    h.start()
+    await h.worker.add_draft("D-stale")
+    draft = await h.reaches("D-stale", State.FAILED, State.PUBLISHED)
+    assert (draft.state, draft.error) == (State.FAILED, "code_timeout")
+    assert h.inputs("D-stale") == []
+
+
+async def test_race_mail_before_checkpoint_is_recorded_is_used(
+    make: Callable[..., Harness],
+) -> None:
+    """An e-mail stored before the checkpoint reached the worker (within the skew) solves it."""
+    h = make()
+    h.auto_mail = False
+    answer = await h.client.publish("D-race")  # someone else's publish got the checkpoint
+    assert isinstance(answer, Checkpoint)
+    await h.deliver()  # its e-mail arrives before the checkpoint is registered
+    h.start()
+    draft = await h.worker.add_draft("D-race", checkpoint="OTP")
+    assert draft.state is State.AWAITING_CODE
+    draft = await h.reaches("D-race", State.PUBLISHED, State.FAILED)
+    assert draft.state is State.PUBLISHED
+    assert h.inputs("D-race") == [h.mails("D-race")[0].code]
+
+
+async def test_decoy_is_rejected_and_the_genuine_code_used(make: Callable[..., Harness]) -> None:
+    """A spoofed look-alike e-mail is logged as rejected and never stored or submitted."""
+    h = make()
+    h.auto_mail = False
+    h.sim.script("D-decoy", Script(decoy=True))
+    h.start()
+    await h.worker.add_draft("D-decoy")
+    await h.reaches("D-decoy", State.AWAITING_CODE)
+    decoy, genuine = (mail for _, mail in h.sim.mails)
+    assert not decoy.genuine
+    with capture_logs() as logs:
+        await h.feed(decoy)
+    assert [(e["event"], e["log_level"]) for e in logs] == [("mail_rejected", "info")]
+    assert h.store.fresh_evidence(ACCOUNT, datetime(2000, 1, 1, tzinfo=UTC)) == []
+    await h.feed(genuine)
+    draft = await h.reaches("D-decoy", State.PUBLISHED, State.FAILED)
+    assert draft.state is State.PUBLISHED
+    assert h.inputs("D-decoy") == [h.mails("D-decoy")[0].code]
+
+
+async def test_account_error_parks_the_account(make: Callable[..., Harness]) -> None:
+    """disconnected_account fails the draft and the queued ones, and new drafts fail fast."""
+    h = make()
+    fault = Fault("errors/disconnected_account", endpoint="publish")
+    h.sim.script("D-acc1", Script(faults=(fault,)))
+    await h.worker.add_draft("D-acc1")
+    await h.worker.add_draft("D-acc2")
+    with capture_logs() as logs:
+        h.start()
+        await h.reaches("D-acc2", State.FAILED)
+    assert h.worker.account_error == "errors/disconnected_account"
+    for draft_id in ("D-acc1", "D-acc2"):
+        draft = h.worker.draft(draft_id)
+        assert draft is not None
+        assert draft.error == "errors/disconnected_account"
+    parked = [e for e in logs if e["event"] == "account_parked"]
+    assert [e["log_level"] for e in parked] == ["error"]
+    late = await h.worker.add_draft("D-acc3")
+    assert (late.state, late.error) == (State.FAILED, "errors/disconnected_account")
+    assert [r.draft_id for r in h.sim.requests] == ["D-acc1"]
+
+
+async def test_one_checkpoint_at_a_time_in_queue_order(make: Callable[..., Harness]) -> None:
+    """The second draft is published only after the first left awaiting_code."""
+    h = make()
+    h.start()
+    await h.worker.add_draft("D-q1")
+    await h.worker.add_draft("D-q2")
+    await h.reaches("D-q2", State.PUBLISHED)
+    order = [(r.endpoint, r.draft_id) for r in h.sim.requests]
+    assert order == [
+        ("publish", "D-q1"),
+        ("checkpoint", "D-q1"),
+        ("publish", "D-q2"),
+        ("checkpoint", "D-q2"),
+    ]
+
+
+async def test_add_draft_is_idempotent_and_checks_input(make: Callable[..., Harness]) -> None:
+    """Re-adding returns the stored draft unchanged; bad ids and options are refused."""
+    h = make()
+    first = await h.worker.add_draft("D-same", {"mode": "FREE"})
+    again = await h.worker.add_draft("D-same", {"mode": "PROMOTED"}, "OTP")
+    assert again == first
+    with pytest.raises(InputRejected):
+        await h.worker.add_draft(" spaced ")
+    with pytest.raises(InputRejected):
+        await h.worker.add_draft("D-x", {"colour": "red"})
+    with pytest.raises(InputRejected):
+        await h.worker.add_draft("D-x", checkpoint="SMS")
+    assert [x.draft_id for x in h.worker.drafts()] == ["D-same"]
+
+
+# --- restarts: a new worker on the same store resumes each intermediate state ----
+
+
+def seed(h: Harness, draft_id: str, *events: d.Event, use: Candidate | None = None) -> Draft:
+    """Leave the store as a killed worker would have: the draft after these events."""
+    now = datetime.now(UTC)
+    draft = h.store.insert_draft(d.new_draft(ACCOUNT, draft_id, now))
+    for event in events:
+        moved = d.advance(draft, event, now)
+        h.store.save_transition(
+            draft, moved, event, use=use if isinstance(event, d.Submit) else None
+        )
+        draft = moved
+    return draft
+
+
+async def test_restart_in_publishing_resends_with_the_same_key(
+    make: Callable[..., Harness],
+) -> None:
+    """A publish that reached postpress before the crash is replayed, not repeated."""
+    h = make()
+    h.auto_mail = False
+    seed(h, "D-rp", d.StartPublish("key-publish-1"))
+    await h.client.publish("D-rp", idempotency_key="key-publish-1")  # sent, answer lost
+    h.worker = h.new_worker()
+    h.auto_mail = True
+    h.start()
+    draft = await h.reaches("D-rp", State.PUBLISHED, State.FAILED)
+    assert draft.state is State.PUBLISHED
+    publishes = [r for r in h.sim.requests if r.endpoint == "publish"]
+    assert [(r.idempotency_key, r.outcome) for r in publishes] == [
+        ("key-publish-1", "answered"),
+        ("key-publish-1", "replayed"),
+    ]
+    assert len(h.mails("D-rp")) == 1
+
+
+async def test_restart_in_awaiting_code_uses_stored_evidence(make: Callable[..., Harness]) -> None:
+    """Evidence stored before the crash is matched again after it, with the original since."""
+    h = make()
+    h.auto_mail = False
+    answer = await h.client.publish("D-ra")
+    assert isinstance(answer, Checkpoint)
+    seeded = seed(h, "D-ra", d.StartPublish("k"), d.GotCheckpoint("OTP", answer.job_id))
+    await h.deliver()
+    h.worker = h.new_worker()
+    h.start()
+    draft = await h.reaches("D-ra", State.PUBLISHED, State.FAILED)
+    assert draft.state is State.PUBLISHED
+    assert h.inputs("D-ra") == [h.mails("D-ra")[0].code]
+    history = h.store.draft_history(ACCOUNT, "D-ra")
+    assert [e["event"] for e in history][-2:] == ["submit", "got_published"]
+    assert seeded.since is not None
+
+
+async def test_restart_after_code_timeout_passed_republishes(make: Callable[..., Harness]) -> None:
+    """The code timeout counts from the stored since: a long-dead wait publishes again at once."""
+    h = make(code_timeout=60)
+    h.auto_mail = False
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)
+    seed(h, "D-rt", d.StartPublish("k"), d.GotCheckpoint("OTP", "job", issued_at=long_ago))
+    h.worker = h.new_worker()
+    h.auto_mail = True
+    h.start()
+    draft = await h.reaches("D-rt", State.PUBLISHED, State.FAILED)
+    assert (draft.state, draft.republishes) == (State.PUBLISHED, 1)
+
+
+async def test_restart_in_submitting_resends_the_same_input(make: Callable[..., Harness]) -> None:
+    """A submit in flight at the crash is re-sent with the same input and key, and replayed."""
+    h = make()
+    h.auto_mail = False
+    answer = await h.client.publish("D-rs")
+    assert isinstance(answer, Checkpoint)
+    code = h.mails("D-rs")[0].code
+    evidence_id = h.store.add_evidence(
+        ACCOUNT, StoredEvidence(0, datetime.now(UTC), code, None), datetime.now(UTC)
+    )
+    assert evidence_id is not None
+    chosen = Candidate(evidence_id, "code", code)
+    submit = d.Submit("key-submit-1", chosen.hash, "code", "****")
+    seed(h, "D-rs", d.StartPublish("k"), d.GotCheckpoint("OTP", answer.job_id), submit, use=chosen)
+    await h.client.solve_checkpoint("D-rs", code, idempotency_key="key-submit-1")
+    h.worker = h.new_worker()
+    h.start()
+    draft = await h.reaches("D-rs", State.PUBLISHED, State.FAILED)
+    assert draft.state is State.PUBLISHED
+    solves = [r for r in h.sim.requests if r.endpoint == "checkpoint"]
+    assert [(r.body["input"], r.idempotency_key, r.outcome) for r in solves] == [
+        (code, "key-submit-1", "answered"),
+        (code, "key-submit-1", "replayed"),
+    ]
+
+
+async def test_restart_in_submitting_before_the_send(make: Callable[..., Harness]) -> None:
+    """A submit committed but never sent is sent after the restart; the code stays used."""
+    h = make()
+    h.auto_mail = False
+    answer = await h.client.publish("D-rs2")
+    assert isinstance(answer, Checkpoint)
+    code = h.mails("D-rs2")[0].code
+    evidence_id = h.store.add_evidence(
+        ACCOUNT, StoredEvidence(0, datetime.now(UTC), code, None), datetime.now(UTC)
+    )
+    assert evidence_id is not None
+    chosen = Candidate(evidence_id, "code", code)
+    submit = d.Submit("key-submit-2", chosen.hash, "code", "****")
+    seed(h, "D-rs2", d.StartPublish("k"), d.GotCheckpoint("OTP", answer.job_id), submit, use=chosen)
+    h.worker = h.new_worker()
+    h.start()
+    draft = await h.reaches("D-rs2", State.PUBLISHED, State.FAILED)
+    assert draft.state is State.PUBLISHED
+    assert h.inputs("D-rs2") == [code]
+    assert h.store.used_inputs(ACCOUNT, [chosen.hash]) == {chosen.hash}
+
+
+async def test_stop_returns_promptly_while_waiting(make: Callable[..., Harness]) -> None:
+    """run() returns soon after stop is set, even with a draft waiting for its e-mail."""
+    h = make()
+    h.auto_mail = False
+    h.start()
+    await h.worker.add_draft("D-stop")
+    await h.reaches("D-stop", State.AWAITING_CODE)
+    h.stop.set()
+    assert h.task is not None
+    await asyncio.wait_for(h.task, 2.0)
+    waiting = h.worker.draft("D-stop")
+    assert waiting is not None
+    assert waiting.state is State.AWAITING_CODE
+    assert waiting.since is not None
