@@ -30,6 +30,9 @@ dovecot:
 test: venv dovecot
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+demo: venv dovecot
+	$(PY) deploy/demo/demo.py
+
 lint: venv
 	$(VENV)/bin/ruff check otp_bot tests bench
 	$(VENV)/bin/ruff format --check otp_bot tests bench

@@ -65,6 +65,7 @@ class Proc:
     def __init__(self, name: str, argv: list[str], log: Path, env: Mapping[str, str]) -> None:
         self.name, self.argv, self.log, self.env = name, argv, log, dict(env)
         self.popen: subprocess.Popen[bytes] | None = None
+        self.to_terminal = False  # output to our terminal instead of the log (make demo)
 
     def start(self, stdout: int | None = None) -> None:
         with self.log.open("ab") as out:
@@ -73,8 +74,8 @@ class Proc:
                 cwd=REPO,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
-                stdout=stdout if stdout is not None else out,
-                stderr=out,
+                stdout=stdout if stdout is not None else (None if self.to_terminal else out),
+                stderr=None if self.to_terminal else out,
                 start_new_session=True,
             )
 
