@@ -59,12 +59,17 @@ _EXCLUDED_SEGMENT_RE = re.compile(
     re.IGNORECASE,
 )
 _MAX_UNWRAP = 3
+# Work bounds for hostile text: LinkedIn's code sits in the first few KB after
+# one of the first few keywords, and its mails carry fewer than 100 links.
+_MAX_SCAN_CHARS = 64 * 1024
+_MAX_KEYWORDS = 32
+_MAX_LINKS = 256
 
 
 def find_code(subject: str, texts: list[str]) -> str | None:
     """The code in the subject if it has one, else the first one found in ``texts``."""
     for text in [subject, *texts]:
-        code = _code_in(_URL_RE.sub(" ", text))
+        code = _code_in(_URL_RE.sub(" ", text[:_MAX_SCAN_CHARS]))
         if code is not None:
             return code
     return None
@@ -73,7 +78,9 @@ def find_code(subject: str, texts: list[str]) -> str | None:
 def _code_in(text: str) -> str | None:
     """The best candidate in ``text``: ``(tier, distance)`` decides, lowest first."""
     best: tuple[int, int, str] | None = None
-    for keyword in _KEYWORD_RE.finditer(text):
+    for count, keyword in enumerate(_KEYWORD_RE.finditer(text)):
+        if count == _MAX_KEYWORDS:
+            break
         lo = max(0, keyword.start() - _BEFORE_WINDOW)
         hi = keyword.end() + _AFTER_WINDOW
         for match in _CANDIDATE_RE.finditer(text, lo, hi):
@@ -126,12 +133,13 @@ def _alone_on_line(text: str, start: int, end: int) -> bool:
 
 def urls_in(text: str) -> list[str]:
     """URLs written out in plain text, without trailing punctuation."""
-    return [match.group().rstrip(_URL_TRAILING) for match in _URL_RE.finditer(text)]
+    found = (match.group().rstrip(_URL_TRAILING) for match in _URL_RE.finditer(text))
+    return [url for url, _ in zip(found, range(_MAX_LINKS), strict=False)]
 
 
 def find_link(urls: list[str]) -> str | None:
     """The first LinkedIn confirmation/verification URL, after unwrapping redirectors."""
-    for url in urls:
+    for url in urls[:_MAX_LINKS]:
         unwrapped = unwrap(url.strip())
         if is_verification_link(unwrapped):
             return unwrapped

@@ -119,9 +119,8 @@ def _forward_sign(mail: Mail) -> str | None:
         return "subject prefix"
     if mail.attached_message:
         return "attached message"
-    if any(_FORWARD_BODY_RE.search(text) for text in mail.plain):
-        return "quoted message"
-    if any(_FORWARD_BODY_RE.search(text) for text in mail.html):
+    # The plain part says what the HTML says; HTML is searched only without one.
+    if any(_FORWARD_BODY_RE.search(text) for text in mail.plain or mail.html):
         return "quoted message"
     return None
 

@@ -1,11 +1,9 @@
-"""Bounded MIME reading: raw RFC 822 bytes in, the few things extract needs out.
+"""Bounded e-mail reading: raw RFC 822 bytes in, the few things extract needs out.
 
-Every step is bounded so hostile mail costs little: only the first
-``MAX_MESSAGE_BYTES`` are parsed, at most ``MAX_PARTS`` parts are visited, no
-deeper than ``MAX_DEPTH``, and each text part is cut to ``MAX_PART_BYTES``
-after transfer decoding. The stdlib parser with the ``compat32`` policy is
-used: it is lenient with broken mail and about twice as fast as ``default``
-on LinkedIn-sized messages (bench/extract.py).
+Only the first ``MAX_MESSAGE_BYTES`` and ``MAX_LINES`` are read; the MIME
+walk below them is bounded in ``otp_bot.parts``. Headers are decoded here:
+RFC 2047 subjects, Message-ID, and the received time (topmost ``Received``
+header's date, else ``Date``), always as tz-aware UTC.
 """
 
 from __future__ import annotations
@@ -16,34 +14,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.header import decode_header
 from email.message import Message
-from email.parser import BytesHeaderParser, BytesParser
-from email.policy import Compat32
 from email.utils import parsedate_to_datetime
-from typing import Any
 
-# LinkedIn's mails are 20-120 KB; a megabyte leaves room and keeps parsing
-# under ~10 ms even when the rest is one huge attachment.
+from otp_bot.parts import collect_bodies, decode_bytes, split_head
+
+# LinkedIn's mails are 20-120 KB; a megabyte leaves plenty of room and bounds
+# the work when the rest is one huge attachment.
 MAX_MESSAGE_BYTES = 1 << 20
-# LinkedIn nests three levels at most (mixed > alternative > text).
-MAX_DEPTH = 8
-MAX_PARTS = 64
-# Enough for any LinkedIn HTML body; the rest of a giant part is never read.
-MAX_PART_BYTES = 256 * 1024
+# Header parsing costs about 1 µs per line: a flood of 200,000 header lines
+# would take 200 ms. LinkedIn's mails have about 2,000 lines.
+MAX_LINES = 20_000
 MAX_HEADER_CHARS = 2048
-
-_FLOWED_SIGNATURE = "-- "
-
-
-class _Utf8Headers(Compat32):
-    """compat32, but raw 8-bit header bytes are read as UTF-8 (what senders mean today)
-    instead of becoming U+FFFD, so a homoglyph domain shows as itself."""
-
-    def header_fetch_parse(self, name: str, value: str) -> str:
-        raw = value.encode("ascii", "surrogateescape")
-        return raw.decode("utf-8", "replace")
-
-
-_POLICY = _Utf8Headers()
+_FIRST_LINES_RE = re.compile(rb"(?:[^\n]*\n){%d}" % MAX_LINES)
 # C0 controls and DEL say nothing in a subject; tabs and newlines fold to spaces.
 _CONTROLS = dict.fromkeys([*range(9), *range(11, 32), 127], " ")
 
@@ -63,25 +45,27 @@ class Mail:
 
 
 def read_mail(raw: bytes) -> Mail:
-    """Parse ``raw`` within the bounds above; broken structure degrades to headers only."""
-    raw = raw[:MAX_MESSAGE_BYTES]
-    try:
-        msg = BytesParser(policy=_POLICY).parsebytes(raw)
-    except RecursionError:
-        msg = BytesHeaderParser(policy=_POLICY).parsebytes(raw)
-    plain: list[str] = []
-    html: list[str] = []
-    attached = _collect_bodies(msg, plain, html)
+    """Parse ``raw`` within the bounds above; broken structure yields what is readable."""
+    msg, body = split_head(_bounded(raw))
+    bodies = collect_bodies(msg, body)
     return Mail(
         from_headers=tuple(_header_text(v) for v in msg.get_all("From", [])),
         subject=decode_words(_header_text(msg.get("Subject", ""))),
         message_id=_message_id(_header_text(msg.get("Message-ID", ""))),
         received_at=_received_at(msg),
         auth_results=tuple(_header_text(v) for v in msg.get_all("Authentication-Results", [])),
-        plain=tuple(plain),
-        html=tuple(html),
-        attached_message=attached,
+        plain=tuple(bodies.plain),
+        html=tuple(bodies.html),
+        attached_message=bodies.attached_message,
     )
+
+
+def _bounded(raw: bytes) -> bytes:
+    """Cut ``raw`` at MAX_MESSAGE_BYTES and MAX_LINES lines."""
+    raw = raw[:MAX_MESSAGE_BYTES]
+    if raw.count(b"\n") > MAX_LINES and (lines := _FIRST_LINES_RE.match(raw)) is not None:
+        return raw[: lines.end()]
+    return raw
 
 
 def decode_words(value: str) -> str:
@@ -91,23 +75,14 @@ def decode_words(value: str) -> str:
     except (ValueError, LookupError, AssertionError, binascii.Error):
         return " ".join(value.split())
     text = "".join(
-        chunk if isinstance(chunk, str) else _decode_bytes(chunk, charset)
+        chunk if isinstance(chunk, str) else decode_bytes(chunk, charset)
         for chunk, charset in chunks
     )
     return " ".join(text.translate(_CONTROLS).split())
 
 
-def _header_text(value: Any) -> str:
-    # compat32 hands back email.header.Header objects for headers with raw 8-bit bytes.
-    text = value if isinstance(value, str) else str(value)
-    return text[:MAX_HEADER_CHARS]
-
-
-def _decode_bytes(data: bytes, charset: str | None) -> str:
-    try:
-        return data.decode(charset or "utf-8", errors="replace")
-    except LookupError:
-        return data.decode("utf-8", errors="replace")
+def _header_text(value: object) -> str:
+    return str(value)[:MAX_HEADER_CHARS]
 
 
 def _message_id(value: str) -> str | None:
@@ -135,68 +110,3 @@ def _parse_date(value: str) -> datetime | None:
     if when.tzinfo is None:  # "-0000": the time is UTC, the zone unknown (RFC 5322)
         when = when.replace(tzinfo=UTC)
     return when.astimezone(UTC)
-
-
-def _collect_bodies(msg: Message, plain: list[str], html: list[str]) -> bool:
-    """Walk the MIME tree breadth-first within the bounds; True if a message is attached."""
-    attached = False
-    queue: list[tuple[Message, int]] = [(msg, 0)]
-    visited = 0
-    while queue and visited < MAX_PARTS:
-        part, depth = queue.pop(0)
-        visited += 1
-        ctype = part.get_content_type()
-        if ctype in ("message/rfc822", "message/global"):
-            attached = True
-            continue
-        payload = part.get_payload()
-        if isinstance(payload, list):
-            if depth < MAX_DEPTH:
-                queue.extend((sub, depth + 1) for sub in payload if isinstance(sub, Message))
-            continue
-        if ctype in ("text/plain", "text/html") and not _is_attachment(part):
-            target = plain if ctype == "text/plain" else html
-            target.append(_part_text(part, flowed=ctype == "text/plain"))
-    return attached
-
-
-def _is_attachment(part: Message) -> bool:
-    disposition = _header_text(part.get("Content-Disposition", ""))
-    return disposition.strip().lower().startswith("attachment")
-
-
-def _part_text(part: Message, *, flowed: bool) -> str:
-    try:
-        data = part.get_payload(decode=True)
-    except (ValueError, LookupError, binascii.Error):
-        data = None
-    if not isinstance(data, bytes):
-        return ""
-    text = _decode_bytes(data[:MAX_PART_BYTES], _charset(part))
-    if flowed and str(part.get_param("format", "")).lower() == "flowed":
-        delsp = str(part.get_param("delsp", "")).lower() == "yes"
-        text = unflow(text, delsp=delsp)
-    return text
-
-
-def _charset(part: Message) -> str | None:
-    charset = part.get_content_charset()
-    if charset is None or not re.fullmatch(r"[a-z0-9_.:-]{1,40}", charset):
-        return None
-    return charset
-
-
-def unflow(text: str, *, delsp: bool) -> str:
-    """Rejoin RFC 3676 format=flowed lines (soft breaks end in a space)."""
-    out: list[str] = []
-    pending = ""
-    for stuffed in text.splitlines():
-        line = stuffed.removeprefix(" ")  # space-stuffing
-        if line.endswith(" ") and line != _FLOWED_SIGNATURE:
-            pending += line[:-1] if delsp else line
-            continue
-        out.append(pending + line)
-        pending = ""
-    if pending:
-        out.append(pending)
-    return "\n".join(out)

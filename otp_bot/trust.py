@@ -16,21 +16,13 @@ from __future__ import annotations
 import re
 from email.utils import getaddresses
 
-import authres
-from authres.core import AuthResError
+from otp_bot import authresults
 
 LINKEDIN_DOMAIN = "linkedin.com"
 
-# A receiving server's own header is a few hundred bytes; anything far longer is
-# either junk or an attempt to make the parser work hard.
-_MAX_AUTH_RESULTS_CHARS = 4096
 # Host names are ASCII letters, digits and hyphens; anything else (Unicode
 # homoglyphs, quotes, brackets) is not a domain we would ever trust.
 _DOMAIN_RE = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)+")
-# Microsoft 365 writes its results without an authserv-id ("spf=pass ...;
-# dkim=pass ..."), which RFC 8601 does not allow; we parse it as if it had one.
-_NO_AUTHSERV_ID_RE = re.compile(r"\s*[a-z0-9-]+\s*=", re.IGNORECASE)
-_MS365_PLACEHOLDER_ID = "authserv-id-missing.invalid"
 
 
 def domain_is_linkedin(domain: str) -> bool:
@@ -72,49 +64,19 @@ def authentication_verdict(
         return "no_trusted_authentication_results: none from " + ", ".join(
             sorted(trusted_authserv_ids)
         )
-    results = _parse_results(deciding)
-    if results is None:
-        return "authentication_results_unreadable"
-    if any(_vouches(method, result, props) for method, result, props in results):
+    results = deciding.results
+    if any(_vouches(r.method, r.result, r.props) for r in results):
         return None
-    seen = ", ".join(f"{method}={result}" for method, result, _ in results) or "none"
+    seen = ", ".join(f"{r.method}={r.result}" for r in results) or "none"
     return f"dkim_dmarc_not_pass: {seen}"
 
 
-def _authserv_id(value: str) -> str:
-    if _NO_AUTHSERV_ID_RE.match(value):
-        return ""
-    return value.split(";", 1)[0].strip().lower()
-
-
-def _deciding_header(headers: list[str], trusted_ids: frozenset[str]) -> str | None:
+def _deciding_header(headers: list[str], trusted_ids: frozenset[str]) -> authresults.Header | None:
     if not trusted_ids:
-        return headers[0]
+        return authresults.parse(headers[0])
     wanted = {authserv.lower() for authserv in trusted_ids}
-    return next((value for value in headers if _authserv_id(value) in wanted), None)
-
-
-_Result = tuple[str, str, dict[str, str]]
-
-
-def _parse_results(value: str) -> list[_Result] | None:
-    value = " ".join(value[:_MAX_AUTH_RESULTS_CHARS].split())
-    if _NO_AUTHSERV_ID_RE.match(value):
-        value = f"{_MS365_PLACEHOLDER_ID}; {value}"
-    try:
-        header = authres.AuthenticationResultsHeader.parse_value(value)
-    except (AuthResError, ValueError, IndexError, AttributeError):
-        return None
-    parsed: list[_Result] = []
-    for result in header.results:
-        method = str(getattr(result, "method", "") or "").lower()
-        outcome = str(getattr(result, "result", "") or "").lower()
-        props = {
-            f"{prop.type}.{prop.name}".lower(): str(prop.value or "")
-            for prop in getattr(result, "properties", ())
-        }
-        parsed.append((method, outcome, props))
-    return parsed
+    parsed = (authresults.parse(value) for value in headers)
+    return next((header for header in parsed if header.authserv_id in wanted), None)
 
 
 def _vouches(method: str, result: str, props: dict[str, str]) -> bool:
