@@ -4,6 +4,8 @@
   ``Script`` for the draft from now on (its state starts afresh);
 - ``GET /_sim/requests``: every API request received, in order;
 - ``GET /_sim/mails``: every e-mail issued (code, link, genuine or decoy);
+- ``POST /_sim/wait-for-mail``: answers once every e-mail issued so far was
+  delivered (or failed), with the delivery errors so far;
 - ``GET /_sim/drafts/{draft_id}``: the simulated draft's state;
 - ``POST /_sim/reset``: forget every draft, request, mail and replay.
 
@@ -62,6 +64,10 @@ def admin_routes(sim: Simulator) -> list[web.RouteDef]:
             ]
         )
 
+    async def wait_for_mail(_request: web.Request) -> web.Response:
+        await sim.wait_for_mail()
+        return web.json_response({"sent": len(sim.mails), "errors": sim.delivery_errors})
+
     async def draft(request: web.Request) -> web.Response:
         return web.json_response(sim.draft(request.match_info["draft_id"]))
 
@@ -73,6 +79,7 @@ def admin_routes(sim: Simulator) -> list[web.RouteDef]:
         web.post("/_sim/script", script),
         web.get("/_sim/requests", requests),
         web.get("/_sim/mails", mails),
+        web.post("/_sim/wait-for-mail", wait_for_mail),
         web.get("/_sim/drafts/{draft_id}", draft),
         web.post("/_sim/reset", reset),
     ]

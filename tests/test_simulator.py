@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import json
 import os
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientSession
+from aiohttp import ClientSession, ClientTimeout
 from aiohttp.test_utils import TestClient, TestServer
 
 from otp_bot.extract import extract
@@ -391,54 +392,77 @@ async def test_delivery_failure_is_recorded_not_fatal() -> None:
 # --- otp-bot simulate ---------------------------------------------------------------
 
 
-async def test_cli_simulate_serves_until_sigterm(tmp_path: Path) -> None:
-    """`otp-bot simulate --port 0` prints its URL, serves scripts from a file, exits 0 on TERM."""
+def env_file(tmp_path: Path, host: str, port: int, user: str, password: str) -> Path:
     env = tmp_path / "sim.env"
     env.write_text(
-        f"OTP_BOT_ACCOUNT_ID={ACCOUNT}\nOTP_BOT_API_KEY={API_KEY}\nOTP_BOT_IMAP_HOST=127.0.0.1\n"
-        "OTP_BOT_IMAP_USER=bot@example.test\nOTP_BOT_IMAP_PASSWORD=pw\n"
+        f"OTP_BOT_ACCOUNT_ID={ACCOUNT}\nOTP_BOT_API_KEY={API_KEY}\nOTP_BOT_IMAP_HOST={host}\n"
+        f"OTP_BOT_IMAP_PORT={port}\nOTP_BOT_IMAP_USER={user}\nOTP_BOT_IMAP_PASSWORD={password}\n"
         "OTP_BOT_IMAP_SECURITY=none\nOTP_BOT_LOG_FORMAT=json\n"
     )
-    scripts = tmp_path / "scripts.json"
-    scripts.write_text(json.dumps({"job-7": {"checkpoints": [], "job_state": "paused"}}))
+    return env
+
+
+@contextlib.asynccontextmanager
+async def simulate_process(*args: str) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
+    """Run `otp-bot simulate --port 0 ARGS`; yield its base URL; stop it with SIGTERM."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "otp_bot",
-        "simulate",
-        "--env-file",
-        str(env),
-        "--port",
-        "0",
-        "--no-mail",
-        "--script",
-        str(scripts),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=Path(__file__).parent.parent,
-        env={**os.environ, "PYTHONPATH": "."},
-    )
+        sys.executable, "-m", "otp_bot", "simulate", "--port", "0", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).parent.parent, env={**os.environ, "PYTHONPATH": "."},
+    )  # fmt: skip
     try:
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        base_url = line.rsplit(" ", 1)[1].strip()
-        async with PostpressClient(
-            base_url=base_url,
-            api_key=API_KEY,
-            account_id=ACCOUNT,
-            retry=RetryPolicy(attempts=1, max_time=10, wait=False),
-        ) as api:
-            assert await api.publish("job-7") == Published(
-                job_id=(await api_draft(base_url, "job-7"))["job_id"], job_state="paused"
-            )
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        assert line.startswith("postpress simulator listening on http://127.0.0.1:"), line
+        yield line.rsplit(" ", 1)[1].strip(), proc
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    _, stderr = await proc.communicate()
+
+
+def cli_client(base_url: str) -> PostpressClient:
+    retry = RetryPolicy(attempts=1, max_time=10, wait=False)
+    return PostpressClient(base_url=base_url, api_key=API_KEY, account_id=ACCOUNT, retry=retry)
+
+
+async def test_cli_simulate_serves_until_sigterm(tmp_path: Path) -> None:
+    """`otp-bot simulate --port 0` prints its URL, serves scripts from a file, exits 0 on TERM."""
+    env = env_file(tmp_path, "127.0.0.1", 143, "bot@example.test", "pw")
+    scripts = tmp_path / "scripts.json"
+    scripts.write_text(json.dumps({"job-7": {"checkpoints": [], "job_state": "paused"}}))
+    args = ("--env-file", str(env), "--no-mail", "--script", str(scripts))
+    async with simulate_process(*args) as (base_url, proc):
+        async with cli_client(base_url) as api:
+            answer = await api.publish("job-7")
+        assert answer == Published((await api_draft(base_url, "job-7"))["job_id"], "paused")
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        _, stderr = await proc.communicate()
     assert API_KEY not in stderr.decode()
+
+
+async def test_cli_simulate_mails_the_env_files_mailbox(tmp_path: Path, dovecot: Dovecot) -> None:
+    """Run as a process, the simulator APPENDs to OTP_BOT_IMAP_*; the mailed link publishes."""
+    env = env_file(tmp_path, dovecot.host, dovecot.port, dovecot.user, dovecot.password)
+    async with simulate_process("--env-file", str(env)) as (base_url, proc):
+        async with cli_client(base_url) as api:
+            assert await api.publish("job-verify-3") == Checkpoint(
+                (await api_draft(base_url, "job-verify-3"))["job_id"], "EMAIL_VERIFICATION"
+            )
+            admin = base_url.removesuffix("/v1")
+            async with ClientSession() as session:
+                waited = await session.post(
+                    f"{admin}/_sim/wait-for-mail", timeout=ClientTimeout(30)
+                )
+                assert await waited.json() == {"sent": 1, "errors": []}
+            (message,) = read_inbox(dovecot)
+            evidence = extract(message.as_bytes())
+            assert evidence.trusted
+            assert evidence.link is not None
+            assert isinstance(await api.solve_checkpoint("job-verify-3", evidence.link), Published)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
 
 
 async def api_draft(base_url: str, draft_id: str) -> dict[str, Any]:
