@@ -51,7 +51,11 @@ def cases() -> list[tuple[str, bytes, str | None]]:
     rng = random.Random(7)
     return [
         ("attachment_6mb", big_attachment(), "482913"),
-        ("nested_html_200k", _html("<p>Your verification code:</p><p>482913</p>" + "<div>" * 200_000), "482913"),
+        (
+            "nested_html_200k",
+            _html("<p>Your verification code:</p><p>482913</p>" + "<div>" * 200_000),
+            "482913",
+        ),
         ("nested_html_200k_code_last", _html("<span>" * 200_000 + "code: 482913"), None),
         ("multipart_depth_60", deep_multipart(60), None),
         ("multipart_depth_5000", deep_multipart(5000), None),
@@ -64,6 +68,14 @@ def cases() -> list[tuple[str, bytes, str | None]]:
         ("one_long_line", (_TOP + "\r\n" + "x" * 3_000_000).encode(), None),
         ("header_flood", ("X-A: b\r\n" * 200_000 + _TOP + "\r\nhi").encode(), None),
         ("random_8mb", rng.randbytes(8 << 20), None),
-        ("boundary_flood", (_TOP + _mixed(*["Content-Type: text/plain\r\n\r\ncode"] * 40_000)).encode(), None),
-        ("base64_garbage", (_TOP + "Content-Transfer-Encoding: base64\r\n\r\n" + "!@#$" * 500_000).encode(), None),
+        (
+            "boundary_flood",
+            (_TOP + _mixed(*["Content-Type: text/plain\r\n\r\ncode"] * 40_000)).encode(),
+            None,
+        ),
+        (
+            "base64_garbage",
+            (_TOP + "Content-Transfer-Encoding: base64\r\n\r\n" + "!@#$" * 500_000).encode(),
+            None,
+        ),
     ]
