@@ -147,6 +147,10 @@ class Settings(BaseSettings):
     imap_lookback: Seconds = 3600
     # Larger messages are read only up to this size (LinkedIn mails are ~50 kB).
     imap_max_message_bytes: int = Field(default=2_000_000, ge=10_000)
+    # Reconnect delays grow exponentially (with jitter) up to this ceiling.
+    imap_backoff_max: Seconds = 60
+    # After a refused login the bot waits this long before trying again.
+    imap_auth_retry_interval: Seconds = 300
     mail_after_use: MailAction = MailAction.LEAVE
     mail_move_folder: str = "otp-bot/used"
 

@@ -203,16 +203,21 @@ def _add_event(
 
 
 def _settle_input(db: sqlite3.Connection, old: Draft, outcome: str, *, accepted: bool) -> None:
-    """Record what became of ``old``'s input; consume its e-mail once accepted."""
+    """Record what became of ``old``'s input; consume its e-mail once accepted.
+
+    The input's value is kept only while it may have to be re-sent; once
+    answered, its hash is enough to refuse it again.
+    """
     key = (old.account_id, old.input_hash)
     db.execute(
-        "UPDATE used_input SET outcome=? WHERE account_id=? AND input_hash=?", (outcome, *key)
+        "UPDATE used_input SET outcome=?, value='' WHERE account_id=? AND input_hash=?",
+        (outcome, *key),
     )
     if not accepted:
         return
     db.execute(
-        "UPDATE evidence SET consumed_at=? WHERE id=(SELECT evidence_id FROM used_input"
-        " WHERE account_id=? AND input_hash=?)",
+        "UPDATE evidence SET consumed_at=?, code=NULL, link=NULL WHERE id=(SELECT evidence_id"
+        " FROM used_input WHERE account_id=? AND input_hash=?)",
         (_ts(old.updated_at), *key),
     )
     if old.input_form in ("link", "pin"):
@@ -341,12 +346,17 @@ class Store:
         "created_at, updated_at"
     )
 
-    def load_drafts(self, account_id: str, draft_id: str | None = None) -> list[Draft]:
-        """The account's drafts in queue order (or the one ``draft_id``)."""
+    def load_drafts(
+        self, account_id: str, draft_id: str | None = None, *, pending: bool = False
+    ) -> list[Draft]:
+        """The account's drafts in queue order (or the one ``draft_id``; ``pending``:
+        only those not yet published or failed)."""
         sql = f"SELECT {self._DRAFT_COLUMNS} FROM draft WHERE account_id=?"  # noqa: S608 constant
         params: tuple[object, ...] = (account_id,)
         if draft_id is not None:
             sql, params = sql + " AND draft_id=?", (account_id, draft_id)
+        if pending:
+            sql += " AND state NOT IN ('published', 'failed')"
         return [_draft(row) for row in self.query(sql + " ORDER BY rowid", params)]
 
     def insert_draft(self, draft: Draft) -> Draft:
@@ -398,8 +408,10 @@ class Store:
             if old.input_hash is not None:
                 _settle_input(db, old, event_name(event), accepted=accepted)
             if use is not None:
+                # A row for the same value can only be one older than the
+                # solver's memory of used inputs (a 6-digit code recurring).
                 db.execute(
-                    "INSERT INTO used_input VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+                    "INSERT OR REPLACE INTO used_input VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
                     (
                         new.account_id,
                         use.hash,
@@ -448,19 +460,30 @@ class Store:
         )
         return [_evidence(row) for row in rows]
 
-    def used_inputs(self, account_id: str, hashes: Iterable[str]) -> set[str]:
-        """Which of these input hashes were already sent for the account."""
+    def used_inputs(self, account_id: str, hashes: Iterable[str], since: datetime) -> set[str]:
+        """Which of these input hashes were sent for the account at or after ``since``."""
         wanted = list(dict.fromkeys(hashes))
         used: set[str] = set()
         for start in range(0, len(wanted), 500):  # SQLite's bound on parameters
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self.query(
-                f"SELECT input_hash FROM used_input WHERE account_id=? AND input_hash IN ({marks})",  # noqa: S608 placeholders only
-                (account_id, *chunk),
+                "SELECT input_hash FROM used_input WHERE account_id=? AND used_at>=?"  # noqa: S608 placeholders only
+                f" AND input_hash IN ({marks})",
+                (account_id, _ts(since), *chunk),
             )
             used.update(row["input_hash"] for row in rows)
         return used
+
+    def forget_evidence(self, account_id: str, before: datetime) -> int:
+        """Drop the codes and links of e-mails received before ``before``; how many."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE evidence SET code=NULL, link=NULL WHERE account_id=? AND received_at<?"
+                " AND (code IS NOT NULL OR link IS NOT NULL)",
+                (account_id, _ts(before)),
+            )
+            return cursor.rowcount
 
     def input_value(self, account_id: str, input_hash: str) -> str | None:
         """The exact input sent under this hash (to re-send it after a restart)."""
@@ -468,7 +491,7 @@ class Store:
             "SELECT value FROM used_input WHERE account_id=? AND input_hash=?",
             (account_id, input_hash),
         )
-        return str(rows[0]["value"]) if rows else None
+        return str(rows[0]["value"]) if rows and rows[0]["value"] else None
 
     def evidence_of_input(self, account_id: str, input_hash: str) -> StoredEvidence | None:
         rows = self.query(

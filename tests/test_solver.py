@@ -34,10 +34,12 @@ WAIT = 10.0  # generous bound for a state to be reached; never a synchronisation
 class Harness:
     """One account: store, client and worker, the simulator's mail handed to ``on_mail``."""
 
-    def __init__(self, sim: Simulator, base_url: str, state_dir: Path, **settings: Any) -> None:
+    def __init__(
+        self, sim: Simulator, base_url: str, state_dir: Path, account: str, **settings: Any
+    ) -> None:
         self.sim = sim
         self.settings = Settings(
-            account_id=ACCOUNT,
+            account_id=account,
             api_key=API_KEY,
             api_base_url=base_url,
             imap_host="127.0.0.1",
@@ -51,7 +53,7 @@ class Harness:
         self.client = PostpressClient(
             base_url=base_url,
             api_key=API_KEY,
-            account_id=ACCOUNT,
+            account_id=account,
             retry=RetryPolicy(attempts=3, max_time=30, wait=False),
         )
         self.auto_mail = True
@@ -129,7 +131,7 @@ class Harness:
 @pytest.fixture
 async def sim() -> AsyncIterator[tuple[Simulator, str]]:
     """The simulator on a free loopback port; it records its e-mails instead of sending them."""
-    simulator = Simulator(api_key=API_KEY, account_id=ACCOUNT, authserv_id=AUTHSERV)
+    simulator = Simulator(api_key=API_KEY, authserv_id=AUTHSERV)
     server = TestServer(simulator.app, host="127.0.0.1")
     await server.start_server()
     yield simulator, str(server.make_url("/v1"))
@@ -141,8 +143,8 @@ async def make(sim: tuple[Simulator, str], tmp_path: Path) -> AsyncIterator[Call
     """Build a harness with settings overrides; its worker is stopped afterwards."""
     made: list[Harness] = []
 
-    def build(**settings: Any) -> Harness:
-        harness = Harness(sim[0], sim[1], tmp_path, **settings)
+    def build(account: str = ACCOUNT, **settings: Any) -> Harness:
+        harness = Harness(sim[0], sim[1], tmp_path, account, **settings)
         made.append(harness)
         return harness
 
@@ -167,6 +169,9 @@ async def test_plain_otp_is_solved_from_the_mail(make: Callable[..., Harness]) -
     assert events == ["added", "start_publish", "got_checkpoint", "submit", "got_published"]
     code = h.mails("D-otp")[0].code
     assert all(code not in str(e) for e in h.store.draft_history(ACCOUNT, "D-otp"))
+    # Once answered, neither the code nor its e-mail's evidence lingers in the store.
+    assert [r["value"] for r in h.store.query("SELECT value FROM used_input")] == [""]
+    assert [tuple(r) for r in h.store.query("SELECT code, link FROM evidence")] == [(None, None)]
 
 
 async def test_chain_email_verification_then_otp(make: Callable[..., Harness]) -> None:
@@ -470,7 +475,8 @@ async def test_restart_in_submitting_before_the_send(make: Callable[..., Harness
     draft = await h.reaches("D-rs2", State.PUBLISHED, State.FAILED)
     assert draft.state is State.PUBLISHED
     assert h.inputs("D-rs2") == [code]
-    assert h.store.used_inputs(ACCOUNT, [chosen.hash]) == {chosen.hash}
+    since = datetime.now(UTC) - timedelta(days=1)
+    assert h.store.used_inputs(ACCOUNT, [chosen.hash], since) == {chosen.hash}
 
 
 async def test_stop_returns_promptly_while_waiting(make: Callable[..., Harness]) -> None:
@@ -487,3 +493,51 @@ async def test_stop_returns_promptly_while_waiting(make: Callable[..., Harness])
     assert waiting is not None
     assert waiting.state is State.AWAITING_CODE
     assert waiting.since is not None
+
+
+async def test_other_accounts_go_on_when_one_is_parked(make: Callable[..., Harness]) -> None:
+    """One account's credential error parks only that account; another publishes as usual."""
+    broken = make("acc_broken")
+    healthy = make("acc_healthy")
+    broken.sim.script("D-b1", Script(faults=(Fault("errors/account_restricted"),)))
+    broken.start()
+    healthy.start()
+    await broken.worker.add_draft("D-b1")
+    await healthy.worker.add_draft("D-h1")
+    assert (await broken.reaches("D-b1", State.FAILED)).error == "errors/account_restricted"
+    assert (await healthy.reaches("D-h1", State.PUBLISHED, State.FAILED)).state is State.PUBLISHED
+    assert healthy.worker.account_error is None
+    assert [x.draft_id for x in healthy.worker.drafts()] == ["D-h1"]
+
+
+@pytest.mark.parametrize(
+    ("script", "error"),
+    [
+        (Script(faults=(Fault("errors/resource_not_found"),)), "errors/resource_not_found"),
+        (Script(faults=(Fault(body="<html>oops</html>", status=200),)), "protocol_error"),
+        (Script(faults=(Fault("errors/service_unavailable"),) * 3), "errors/service_unavailable"),
+    ],
+    ids=["not_found", "unreadable_answer", "transient_exhausted"],
+)
+async def test_draft_errors_fail_only_that_draft(
+    make: Callable[..., Harness], script: Script, error: str
+) -> None:
+    """A draft error, an unreadable answer or exhausted retries fail the draft, not the account."""
+    h = make()
+    h.sim.script("D-bad", script)
+    h.start()
+    await h.worker.add_draft("D-bad")
+    await h.worker.add_draft("D-next")
+    assert (await h.reaches("D-bad", State.FAILED)).error == error
+    assert (await h.reaches("D-next", State.PUBLISHED, State.FAILED)).state is State.PUBLISHED
+    assert h.worker.account_error is None
+
+
+async def test_already_performed_counts_as_published(make: Callable[..., Harness]) -> None:
+    """422 action_already_performed on publish: the draft is published (idempotent success)."""
+    h = make()
+    h.sim.script("D-done", Script(already_published=True))
+    h.start()
+    await h.worker.add_draft("D-done")
+    draft = await h.reaches("D-done", State.PUBLISHED, State.FAILED)
+    assert (draft.state, draft.error) == (State.PUBLISHED, None)
