@@ -20,7 +20,10 @@ MAX_CHARS = 4096
 _MAX_RESULTS = 32
 
 _QUOTED = r'"(?:[^"\\]|\\.)*"?'
-_COMMENT_WORDS_RE = re.compile(rf'{_QUOTED}|[()]|\\.|[^"()\\]+', re.DOTALL)
+# Outside a comment a quoted string may hold parentheses; inside one, a quote
+# is an ordinary character (RFC 5322 ctext) and only a backslash escapes.
+_OUTSIDE_RE = re.compile(rf'{_QUOTED}|\(|[^"(]+', re.DOTALL)
+_INSIDE_RE = re.compile(r"\\.|[()]|[^()\\]+|\\", re.DOTALL)
 _SEGMENT_WORDS_RE = re.compile(rf'{_QUOTED}|;|[^";]+', re.DOTALL)
 _WORD = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"
 _METHOD_RE = re.compile(rf"\s*({_WORD})(?:\s*/\s*\d+)?\s*=\s*({_WORD})\s*(.*)", re.DOTALL)
@@ -62,15 +65,19 @@ def _strip_comments(value: str) -> str:
     if "(" not in value:
         return value
     kept: list[str] = []
-    depth = 0
-    for piece in _COMMENT_WORDS_RE.findall(value):
-        if piece == "(":
+    depth = pos = 0
+    while pos < len(value):
+        piece = (_INSIDE_RE if depth else _OUTSIDE_RE).match(value, pos)
+        if piece is None:  # unreachable: each pattern matches any first character
+            break
+        pos = piece.end()
+        if piece.group() == "(":
             depth += 1
-        elif piece == ")":
-            depth = max(0, depth - 1)
-            kept.append(" ")
+        elif piece.group() == ")":
+            depth -= 1
+            kept.append(" " if depth == 0 else "")
         elif depth == 0:
-            kept.append(piece)
+            kept.append(piece.group())
     return "".join(kept)
 
 
