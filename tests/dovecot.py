@@ -11,6 +11,7 @@ import contextlib
 import imaplib
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -85,6 +86,7 @@ class Dovecot:
     users: tuple[str, ...] = ("bot@example.test",)
     tls: bool = False  # also listen for implicit TLS on ``tls_port``
     idle: bool = True  # advertise IDLE
+    mechanisms: str = "plain login"  # e.g. "plain login xoauth2" (the password doubles as token)
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="dc-", dir="/tmp")))
     host: str = "127.0.0.1"
     port: int = field(default_factory=free_port)
@@ -115,7 +117,7 @@ class Dovecot:
             f"base_dir = {self.root}/run",
             f"state_dir = {self.root}/state",
             f"log_path = {self.root}/dovecot.log",
-            "auth_mechanisms = plain login",
+            f"auth_mechanisms = {self.mechanisms}",
             "auth_failure_delay = 0",
             "disable_plaintext_auth = no",
             f"default_internal_user = {run_user}",
@@ -234,11 +236,20 @@ class Dovecot:
         finally:
             conn.logout()
 
-    def recreate_inbox(self, user: str | None = None) -> None:
-        """Delete and recreate INBOX's Maildir: a new UIDVALIDITY (server must be stopped)."""
+    def recreate_inbox(self, user: str | None = None, uidvalidity: int | None = None) -> None:
+        """Delete and recreate INBOX's Maildir: a new UIDVALIDITY (server must be stopped).
+
+        Dovecot takes UIDVALIDITY from the clock in seconds; pass ``uidvalidity``
+        to get a different one even within the same second.
+        """
         maildir = self.maildir(user)
         shutil.rmtree(maildir)
         self._ensure_maildir(maildir)
+        if uidvalidity is not None:
+            uidlist = maildir / "dovecot-uidlist"
+            uidlist.write_text(f"3 V{uidvalidity} N1 G{uuid.uuid4().hex}\n")
+            if os.geteuid() == 0:
+                shutil.chown(uidlist, "dovecot", "dovecot")
 
     def maildir(self, user: str | None = None) -> Path:
         return self.root / "mail" / (user or self.user)
@@ -250,8 +261,13 @@ class Dovecot:
             for path in (maildir, *(maildir / s for s in ("tmp", "new", "cur"))):
                 shutil.chown(path, "dovecot", "dovecot")
 
-    def write_maildir(self, messages: list[bytes], user: str | None = None) -> None:
-        """Put messages straight into INBOX's Maildir (fast; works while stopped)."""
+    def write_maildir(
+        self, messages: list[bytes], user: str | None = None, received: float | None = None
+    ) -> None:
+        """Put messages straight into INBOX's Maildir (fast; works while stopped).
+
+        ``received`` (epoch seconds) back-dates the arrival time (INTERNALDATE).
+        """
         maildir = self.maildir(user)
         self._ensure_maildir(maildir)
         uid = gid = -1
@@ -264,6 +280,8 @@ class Dovecot:
             tmp.write_bytes(raw)
             if uid >= 0:
                 os.chown(tmp, uid, gid)
+            if received is not None:
+                os.utime(tmp, (received, received))
             tmp.rename(maildir / "new" / name)
 
     def uids(self, folder: str = "INBOX", user: str | None = None) -> list[int]:
@@ -293,3 +311,8 @@ def simple_message(subject: str = "hello", sender: str = "someone@example.net") 
         f"Message-ID: <{uuid.uuid4().hex}@example.net>\r\n"
         "Date: Sat, 28 Nov 2026 12:00:00 +0000\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
     ).encode()
+
+
+def bytes_sent(log_text: str) -> int:
+    """Total bytes Dovecot sent to clients that logged out (its ``out=`` counters)."""
+    return sum(int(m) for m in re.findall(r"\bout=(\d+)", log_text))

@@ -1,0 +1,95 @@
+"""Helpers for the mailbox tests: settings for a test Dovecot, a recording handler."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from otp_bot.config import Settings
+from otp_bot.mailbox import IncomingMail, MailboxWatcher
+from otp_bot.store import Store
+from tests.dovecot import Dovecot
+
+# Generous bound for "the bot saw it": Dovecot notifies after ~0.5 s.
+DELIVERY_TIMEOUT = 20.0
+
+
+def settings_for(server: Dovecot, state_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "account_id": "acct-test",
+        "api_key": "test-api-key",
+        "imap_host": server.host,
+        "imap_port": server.port,
+        "imap_user": server.user,
+        "imap_password": server.password,
+        "imap_security": "none",
+        "imap_timeout": 5,
+        "imap_backoff_max": 2,
+        "state_dir": state_dir,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def linkedin_message(subject: str = "Your code", message_id: str | None = None) -> bytes:
+    message_id = message_id or f"<{uuid.uuid4().hex}@linkedin.com>"
+    return (
+        "From: LinkedIn <security-noreply@linkedin.com>\r\nTo: bot@example.test\r\n"
+        f"Subject: {subject}\r\nMessage-ID: {message_id}\r\n"
+        "Date: Sat, 28 Nov 2026 12:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n"
+        "Your verification code is 123456.\r\n"
+    ).encode()
+
+
+class Recorder:
+    """A mail handler that remembers what it got and lets tests wait for it."""
+
+    def __init__(self, fail: Callable[[IncomingMail], bool] | None = None) -> None:
+        self.mails: list[IncomingMail] = []
+        self.calls = 0
+        self._fail = fail
+        self._changed = asyncio.Condition()
+
+    async def __call__(self, mail: IncomingMail) -> None:
+        async with self._changed:
+            self.calls += 1
+            self._changed.notify_all()
+            if self._fail is not None and self._fail(mail):
+                raise RuntimeError(f"handler refuses uid {mail.uid}")
+            self.mails.append(mail)
+
+    @property
+    def uids(self) -> list[int]:
+        return [mail.uid for mail in self.mails]
+
+    async def wait_for(self, count: int) -> None:
+        """Until ``count`` mails were recorded (DELIVERY_TIMEOUT at most)."""
+        async with asyncio.timeout(DELIVERY_TIMEOUT), self._changed:
+            await self._changed.wait_for(lambda: len(self.mails) >= count)
+
+    async def wait_calls(self, count: int) -> None:
+        async with asyncio.timeout(DELIVERY_TIMEOUT), self._changed:
+            await self._changed.wait_for(lambda: self.calls >= count)
+
+
+@asynccontextmanager
+async def running(
+    settings: Settings, recorder: Recorder, *, wait_watching: bool = True
+) -> AsyncIterator[MailboxWatcher]:
+    """A watcher running in a task; stopped (and checked to stop) on exit."""
+    store = Store(settings.state_db)
+    watcher = MailboxWatcher(settings, store, recorder)
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop))
+    try:
+        if wait_watching:
+            await asyncio.wait_for(watcher.watching.wait(), DELIVERY_TIMEOUT)
+        yield watcher
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        store.close()
