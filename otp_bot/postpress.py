@@ -21,6 +21,7 @@ import asyncio
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote
@@ -175,7 +176,7 @@ class PostpressClient:
             stop=stop_after_attempt(self._retry.attempts) | stop_before_delay(self._retry.max_time),
             wait=self._wait,
             sleep=asyncio.sleep if self._retry.wait else _no_sleep,
-            before_sleep=_log_retry,
+            before_sleep=partial(_log_retry, endpoint, draft_id),
             reraise=True,
         )
         try:
@@ -185,7 +186,15 @@ class PostpressClient:
         except TransientError as exc:
             log.warning("api_gave_up", endpoint=endpoint, draft_id=draft_id, error=exc.type)
             raise
-        log.info("api_answer", endpoint=endpoint, draft_id=draft_id, answer=repr(answer))
+        state = answer.job_state if isinstance(answer, Published) else answer.type
+        log.info(
+            "api_answer",
+            endpoint=endpoint,
+            draft_id=draft_id,
+            answer=type(answer).__name__,
+            job_id=answer.job_id,
+            state=state,
+        )
         return answer
 
     async def _post(self, url: str, where: str, body: dict[str, Any], key: str) -> Answer:
@@ -247,11 +256,13 @@ async def _no_sleep(_seconds: float) -> None:
     return None
 
 
-def _log_retry(state: RetryCallState) -> None:
+def _log_retry(endpoint: str, draft_id: str, state: RetryCallState) -> None:
     outcome = state.outcome
     error = outcome.exception() if outcome is not None else None
     log.warning(
         "api_retry",
+        endpoint=endpoint,
+        draft_id=draft_id,
         attempt=state.attempt_number,
         wait=round(state.upcoming_sleep, 3),
         error=error.type if isinstance(error, TransientError) else type(error).__name__,
