@@ -129,7 +129,9 @@ class AccountWorker(DraftSteps):
         waking = asyncio.create_task(self.wake.wait())
         try:
             timeout = None if math.isinf(seconds) else seconds
-            await asyncio.wait({waking, stopping}, timeout=timeout, return_when="FIRST_COMPLETED")
+            await asyncio.wait(
+                {waking, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             waking.cancel()
 
