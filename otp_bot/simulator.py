@@ -67,6 +67,10 @@ class Simulator:
         self.app.add_routes(
             [
                 web.post("/v1/linkedin/jobs/{draft_id}/{endpoint:publish|checkpoint}", self._api),
+                # The vendor's curl example says /api/v1: serve both spellings.
+                web.post(
+                    "/api/v1/linkedin/jobs/{draft_id}/{endpoint:publish|checkpoint}", self._api
+                ),
                 *admin_routes(self),
             ]
         )

@@ -106,6 +106,14 @@ async def test_body_validation(
     assert got["title"]
 
 
+async def test_api_v1_spelling_served(http: tuple[Simulator, TestClient[Any, Any]]) -> None:
+    """The curl example's /api/v1 prefix reaches the same API as /v1."""
+    sim, client = http
+    sim.script("d", Script(checkpoints=()))
+    status, body = await post(client, "/api" + PUBLISH.format("d"), {"account_id": ACCOUNT})
+    assert (status, body["object"]) == (200, "LinkedinJobPostingPublished")
+
+
 async def test_quickstart_envelope(http: tuple[Simulator, TestClient[Any, Any]]) -> None:
     """envelope="error" answers {"error": {code, message, request_id}}."""
     sim, client = http
