@@ -583,6 +583,19 @@ def test_client_refuses_unusable_settings() -> None:
         PostpressClient(base_url="ftp://x/v1", api_key=API_KEY, account_id=ACCOUNT)
 
 
+async def test_logs_never_hold_the_key_or_the_code(sim: Simulator, client: PostpressClient) -> None:
+    """Across publish, retries and a solve, no log event carries the API key or the code."""
+    faults = (Fault("errors/no_channel", endpoint="checkpoint"),)
+    sim.script("s1", Script(checkpoints=("OTP",), faults=faults))
+    with capture_logs() as logs:
+        await client.publish("s1")
+        code, _ = last_mail(sim, "s1")
+        assert isinstance(await client.solve_checkpoint("s1", code), Published)
+    assert {e["event"] for e in logs} >= {"api_answer", "api_retry"}
+    assert API_KEY not in repr(logs)
+    assert code not in repr(logs)
+
+
 # --- settings -----------------------------------------------------------------
 
 
