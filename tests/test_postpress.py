@@ -31,6 +31,7 @@ from otp_bot.postpress import (
     PublishOptions,
     RetryPolicy,
 )
+from otp_bot.postpress_wire import parse_retry_after
 from otp_bot.simulator import Simulator
 from otp_bot.simulator_script import ERROR_STATUS, Fault, Script
 
@@ -282,6 +283,24 @@ async def test_retry_after_http_date_honoured(sim: Simulator, client: PostpressC
         await client.publish("r3")
     (retry,) = [e for e in logs if e["event"] == "api_retry"]
     assert 30 < retry["wait"] <= 40
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("5", 5.0),
+        (" 12 ", 12.0),
+        ("Sat, 28 Nov 2026 10:00:30 GMT", 30.0),
+        ("Sat, 28 Nov 2026 09:00:00 GMT", 0.0),  # in the past: retry now
+        ("soon", None),
+        ("-3", None),
+        ("", None),
+    ],
+)
+def test_parse_retry_after(value: str, seconds: float | None) -> None:
+    """Retry-After is delta-seconds or an HTTP date; anything else is ignored."""
+    now = datetime(2026, 11, 28, 10, 0, 0, tzinfo=UTC)
+    assert parse_retry_after(value, now) == seconds
 
 
 async def test_retry_after_beyond_budget_gives_up(sim: Simulator) -> None:
