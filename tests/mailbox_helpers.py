@@ -93,3 +93,10 @@ async def running(
         stop.set()
         await asyncio.wait_for(task, 5)
         store.close()
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait for a condition on the watcher's public state (it has no event per state)."""
+    async with asyncio.timeout(DELIVERY_TIMEOUT):
+        while not condition():  # noqa: ASYNC110 - states have no event; polled, bounded
+            await asyncio.sleep(0.02)
