@@ -74,7 +74,9 @@ def seconds(duration: str) -> float:
     return total
 
 
-def verify(unit_text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def verify(
+    unit_text: str, tmp_path: Path, dropin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """`systemd-analyze verify` on instance "test" of the template, in a temp root.
 
     verify refuses a unit whose ExecStart binary is missing, so the root gets
@@ -88,6 +90,9 @@ def verify(unit_text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     units = root / "etc/systemd/system"
     units.mkdir(parents=True)
     (units / UNIT.name).write_text(unit_text)
+    if dropin is not None:
+        (units / f"{UNIT.name}.d").mkdir()
+        (units / f"{UNIT.name}.d" / "override.conf").write_text(dropin)
     for _, key, value in unit_entries(unit_text):
         if key == "ExecStart":
             binary = root / value.split()[0].lstrip("-@:+!").lstrip("/")
@@ -120,6 +125,17 @@ def test_verify_reports_a_broken_unit(good: str, bad: str, tmp_path: Path) -> No
     assert good in text
     done = verify(text.replace(good, bad), tmp_path)
     assert done.stderr.strip() != ""
+
+
+def test_readme_oauth2_dropin_verifies(tmp_path: Path) -> None:
+    """The README's drop-in for OAuth2 accounts is a valid override of the unit."""
+    readme = (ROOT / "README.md").read_text()
+    match = re.search(r"\*\*OAuth2 \(XOAUTH2\) accounts\*\*.*?```ini\n(.*?)```", readme, re.S)
+    assert match, "README lost the OAuth2 drop-in"
+    assert "LoadCredential=\n" in match.group(1)
+    done = verify(UNIT.read_text(), tmp_path, dropin=match.group(1))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == ""
 
 
 def test_exposure_score_meets_goal() -> None:
