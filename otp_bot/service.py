@@ -50,11 +50,12 @@ async def run(
     *,
     notifier: Notifier | None = None,
     environ: Mapping[str, str] = os.environ,
+    stop: asyncio.Event | None = None,
 ) -> int:
-    """Run the daemon until SIGTERM/SIGINT; 0 once stopped with state saved."""
+    """Run the daemon until SIGTERM/SIGINT (or ``stop``); 0 once stopped, state saved."""
     _check(settings_list)
     notifier = notifier or Notifier.from_env(environ)
-    stop = asyncio.Event()
+    stop = stop or asyncio.Event()
     metrics = Metrics()
     with _signals(stop), contextlib.ExitStack() as stores:
         by_path: dict[Path, Store] = {}

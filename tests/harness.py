@@ -101,12 +101,19 @@ class Proc:
         except subprocess.TimeoutExpired:
             self.kill()
             return None
+        finally:
+            self._close_pipe()
 
     def kill(self) -> None:
         if self.popen is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait(timeout=10)
+            self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        if self.popen is not None and self.popen.stdout is not None:
+            self.popen.stdout.close()
 
     def tail(self, lines: int = 40) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
