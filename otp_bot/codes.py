@@ -140,6 +140,9 @@ def urls_in(text: str) -> list[str]:
 def find_link(urls: list[str]) -> str | None:
     """The first LinkedIn confirmation/verification URL, after unwrapping redirectors."""
     for url in urls[:_MAX_LINKS]:
+        lowered = url.lower()
+        if "confirm" not in lowered and "verif" not in lowered:
+            continue  # cheap: a wrapped link still shows its target's path, encoded
         unwrapped = unwrap(url.strip())
         if is_verification_link(unwrapped):
             return unwrapped

@@ -26,6 +26,8 @@ MAX_PARTS = 64
 MAX_PART_BYTES = 256 * 1024
 _MAX_DELIMITER_PROBES = 4 * MAX_PARTS
 _NOT_BASE64_RE = re.compile(rb"[^A-Za-z0-9+/]")
+# The end of the header block: an empty line, or the very start for no headers.
+_BLANK_LINE_RE = re.compile(rb"(?:\A|\n)\r?\n")
 
 
 class _Utf8Headers(Compat32):
@@ -51,13 +53,14 @@ class Bodies:
 
 def split_head(raw: bytes) -> tuple[Message, bytes]:
     """Parse the header block; return the headers and the undecoded body."""
-    if raw.startswith((b"\n", b"\r\n")):
-        return Message(policy=_POLICY), raw.split(b"\n", 1)[1]
-    ends = [i for i in (raw.find(b"\n\n"), raw.find(b"\n\r\n")) if i != -1]
-    cut = min(ends) if ends else len(raw)
-    body_start = raw.find(b"\n", cut + 1) + 1 if ends else len(raw)
-    headers = BytesHeaderParser(policy=_POLICY).parsebytes(raw[: cut + 1])
-    return headers, raw[body_start:]
+    blank = _BLANK_LINE_RE.search(raw)
+    if blank is None:
+        cut = body_start = len(raw)
+    else:  # a match at 0 is the "no headers" branch; else keep the header's own "\n"
+        cut, body_start = (blank.start() + 1 if blank.start() else 0), blank.end()
+    if cut == 0:
+        return Message(policy=_POLICY), raw[body_start:]
+    return BytesHeaderParser(policy=_POLICY).parsebytes(raw[:cut]), raw[body_start:]
 
 
 def collect_bodies(headers: Message, body: bytes) -> Bodies:

@@ -324,6 +324,26 @@ case(
     **trusted("713306"),
 )
 
+case(
+    "en_pin_plain_stub_html_code",
+    headers("Your verification code")
+    + alternative(
+        "View this email in your browser: https://www.linkedin.com/comm/email/view?id=1\n",
+        html_page("<p>Your verification code:</p><p><strong>640022</strong></p>"),
+    ),
+    "a stub plain part ('view in browser') does not hide the HTML part's code",
+    **trusted("640022"),
+)
+case(
+    "en_pin_crlf_qp_soft_breaks",
+    headers("Your verification code")
+    + "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+    + "\r\nHi Ana, please use this verification code to complete your sign in on your new dev=\r\n"
+    + "ice: 19=\r\n2837\r\n",
+    "CRLF quoted-printable soft line break in the middle of the code",
+    **trusted("192837"),
+)
+
 # ------------------------------------------------------- confirmation links
 case(
     "en_confirm_pin_and_link",
