@@ -203,11 +203,13 @@ class Daemon(Proc):
         """Wait for a datagram with ``KEY=...`` (e.g. ``READY=1``); return it."""
         deadline = time.monotonic() + timeout
         while True:
+            exited = not self.running  # checked first: its last datagrams are already queued
+            self.notifications(0)
             for message in self.messages:
                 if key in message.splitlines():
                     return message
             left = deadline - time.monotonic()
-            if left <= 0 or not self.running:
+            if left <= 0 or exited:
                 raise AssertionError(f"{self.name}: no {key} within {timeout} s\n{self.tail()}")
             self.notifications(min(left, 0.5))
 
