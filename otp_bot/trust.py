@@ -4,11 +4,12 @@ Two checks, both pure:
 
 - the From addr-spec is at ``linkedin.com`` or a subdomain, by exact label
   comparison (display names, look-alikes and punycode never count);
-- the topmost ``Authentication-Results`` header, or the topmost one whose
-  authserv-id the operator trusts, shows ``dkim=pass`` with ``header.d``/
-  ``header.i`` under linkedin.com, or ``dmarc=pass`` for such a
-  ``header.from``. Lower headers are ignored: anyone can add them before the
-  receiving server prepends its own (RFC 8601, section 7.2).
+- the topmost ``Authentication-Results`` header, or the topmost one from an
+  authserv-id the operator trusts (``OTP_BOT_TRUSTED_AUTHSERV_IDS``), shows
+  ``dkim=pass`` with ``header.d``/``header.i`` under linkedin.com, or
+  ``dmarc=pass`` for such a ``header.from``. Other lower headers are ignored:
+  anyone can add them before the receiving server prepends its own
+  (RFC 8601, section 7.2).
 """
 
 from __future__ import annotations
@@ -53,30 +54,33 @@ def sender_domain_trusted(from_header: str) -> bool:
 def authentication_verdict(
     headers: list[str], trusted_authserv_ids: frozenset[str] = frozenset()
 ) -> str | None:
-    """None when the deciding Authentication-Results header vouches for LinkedIn, else why not.
+    """None when a deciding Authentication-Results header vouches for LinkedIn, else why not.
 
-    ``headers`` are the Authentication-Results values, topmost first.
+    ``headers`` are the Authentication-Results values, topmost first. Deciding
+    headers: the topmost, and the topmost one from each trusted authserv-id
+    (lower ones with the same id may be the sender's forgeries).
     """
     if not headers:
         return "no_authentication_results"
-    deciding = _deciding_header(headers, trusted_authserv_ids)
-    if deciding is None:
-        return "no_trusted_authentication_results: none from " + ", ".join(
-            sorted(trusted_authserv_ids)
-        )
-    results = deciding.results
-    if any(_vouches(r.method, r.result, r.props) for r in results):
+    deciding = _deciding_headers(headers, trusted_authserv_ids)
+    if any(_vouches(r.method, r.result, r.props) for h in deciding for r in h.results):
         return None
-    seen = ", ".join(f"{r.method}={r.result}" for r in results) or "none"
+    seen = ", ".join(f"{r.method}={r.result}" for r in deciding[0].results) or "none"
     return f"dkim_dmarc_not_pass: {seen}"
 
 
-def _deciding_header(headers: list[str], trusted_ids: frozenset[str]) -> authresults.Header | None:
-    if not trusted_ids:
-        return authresults.parse(headers[0])
-    wanted = {authserv.lower() for authserv in trusted_ids}
-    parsed = (authresults.parse(value) for value in headers)
-    return next((header for header in parsed if header.authserv_id in wanted), None)
+def _deciding_headers(headers: list[str], trusted_ids: frozenset[str]) -> list[authresults.Header]:
+    topmost = authresults.parse(headers[0])
+    wanted = {authserv.lower() for authserv in trusted_ids} - {topmost.authserv_id}
+    deciding = [topmost]
+    for value in headers[1:]:
+        if not wanted:
+            break
+        header = authresults.parse(value)
+        if header.authserv_id in wanted:
+            wanted.discard(header.authserv_id)
+            deciding.append(header)
+    return deciding
 
 
 def _vouches(method: str, result: str, props: dict[str, str]) -> bool:

@@ -175,15 +175,25 @@ GMAIL_PASS = (
             frozenset({"mx.example.org"}),
             "dkim_dmarc_not_pass: none",
         ),
+        ([GMAIL_PASS], frozenset({"mx.example.org"}), None),
         (
-            [GMAIL_PASS],
+            [
+                "relay; none",
+                "mx.example.org; dkim=fail header.d=linkedin.com",
+                "mx.example.org; dkim=pass header.d=linkedin.com",
+            ],
             frozenset({"mx.example.org"}),
-            "no_trusted_authentication_results: none from mx.example.org",
+            "dkim_dmarc_not_pass: none",
+        ),
+        (
+            ["relay; none", "mx.example.org; dkim=pass header.d=linkedin.com"],
+            frozenset(),
+            "dkim_dmarc_not_pass: none",
         ),
     ],
 )
 def test_authentication_verdict(
     headers: list[str], trusted_ids: frozenset[str], verdict: str | None
 ) -> None:
-    """Only the topmost (or topmost trusted) header decides; it must vouch for linkedin.com."""
+    """Topmost or topmost-trusted-id header vouches for LinkedIn; lower same-id forgeries don't."""
     assert authentication_verdict(headers, trusted_ids) == verdict
