@@ -3,7 +3,7 @@
 | answer                                   | event                                  |
 |------------------------------------------|----------------------------------------|
 | 200 Published                            | GotPublished (input accepted)          |
-| 200 Checkpoint                           | GotCheckpoint, new since (accepted)    |
+| 200 Checkpoint                           | GotCheckpoint, since = call first sent |
 | 422 action_already_performed             | GotPublished (idempotent success)      |
 | 401 invalid_checkpoint_solution (submit) | SolutionRejected: next form or e-mail  |
 | input refused before sending (submit)    | SolutionRejected                       |
@@ -60,7 +60,7 @@ def react(draft: Draft, outcome: Outcome, *, republish_limit: int, new_key: str)
     """The reaction of a ``publishing`` or ``submitting`` draft to an API outcome."""
     submitting = draft.state is State.SUBMITTING
     if isinstance(outcome, Published | Checkpoint):
-        return Reaction(_success(outcome), accepted=submitting)
+        return Reaction(_success(draft, outcome), accepted=submitting)
     if isinstance(outcome, ApiError):
         return _api_error(draft, outcome, submitting, republish_limit, new_key)
     if isinstance(outcome, InputRejected):
@@ -72,10 +72,14 @@ def react(draft: Draft, outcome: Outcome, *, republish_limit: int, new_key: str)
     return Reaction(Fail(type(outcome).__name__, str(outcome)))
 
 
-def _success(answer: Answer) -> Event:
+def _success(draft: Draft, answer: Answer) -> Event:
     if isinstance(answer, Published):
         return GotPublished(answer.job_id, answer.job_state)
-    return GotCheckpoint(answer.type, answer.job_id)
+    # The checkpoint was issued at the earliest when this call was first sent,
+    # which is when the draft entered publishing/submitting. A retried or,
+    # after a crash, replayed call answers later, but LinkedIn's e-mail may be
+    # as old as that first send: it must still count.
+    return GotCheckpoint(answer.type, answer.job_id, issued_at=draft.updated_at)
 
 
 def _api_error(

@@ -64,8 +64,10 @@ class Harness:
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
-    def new_worker(self) -> AccountWorker:
-        worker = AccountWorker(self.settings, self.store, self.client)
+    def new_worker(self, clock: Callable[[], datetime] | None = None) -> AccountWorker:
+        worker = AccountWorker(
+            self.settings, self.store, self.client, clock=clock or (lambda: datetime.now(UTC))
+        )
         worker.on_change = self._on_change
         return worker
 
@@ -397,6 +399,23 @@ async def test_restart_in_publishing_resends_with_the_same_key(
         ("key-publish-1", "replayed"),
     ]
     assert len(h.mails("D-rp")) == 1
+
+
+async def test_replayed_publish_after_a_long_outage_keeps_the_first_send_as_since(
+    make: Callable[..., Harness],
+) -> None:
+    """A checkpoint replayed 10 minutes after a crash still matches the first send's e-mail."""
+    h = make()
+    seeded = seed(h, "D-late", d.StartPublish("key-late"))
+    await h.client.publish("D-late", idempotency_key="key-late")  # sent; the e-mail goes out
+    later = seeded.updated_at + timedelta(minutes=10)
+    h.worker = h.new_worker(clock=lambda: later + (datetime.now(UTC) - seeded.updated_at))
+    h.start()
+    draft = await h.reaches("D-late", State.PUBLISHED, State.FAILED)
+    assert draft.state is State.PUBLISHED
+    assert h.inputs("D-late") == [h.mails("D-late")[0].code]
+    replayed = [r.outcome for r in h.sim.requests if r.endpoint == "publish"]
+    assert replayed == ["answered", "replayed"]
 
 
 async def test_restart_in_awaiting_code_uses_stored_evidence(make: Callable[..., Harness]) -> None:
