@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tomllib
@@ -18,6 +19,9 @@ import pytest
 import yaml
 
 from otp_bot.config import Settings, load_settings
+from otp_bot.control_client import ControlClient
+from tests.harness import Daemon, Stack
+from tests.harness import _env as harness_env
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -207,6 +211,67 @@ def test_credentials_are_read_by_the_settings(
     for number, credential in enumerate(ids):
         value = getattr(settings, credential.removeprefix("OTP_BOT_").lower())
         assert value.get_secret_value() == f"secret-{number}-from-file"
+
+
+def unit_environment(account_env: Path, tmp_path: Path) -> dict[str, str]:
+    """The environment systemd gives the daemon for this account, as the unit says.
+
+    ``Environment=`` lines, then the env file (which wins) without secrets or
+    state directory, ``$CREDENTIALS_DIRECTORY`` holding one file per
+    ``LoadCredential=`` ID, and ``$STATE_DIRECTORY``.
+    """
+    values = dict(
+        line.split("=", 1) for line in account_env.read_text().splitlines() if "=" in line
+    )
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    for value in unit_values("LoadCredential"):
+        name = value.split(":", 1)[0]
+        (credentials / name).write_text(values.pop(name) + "\n")
+    values.pop("OTP_BOT_STATE_DIR")
+    (tmp_path / "state").mkdir()
+    unit_env = dict(item.split("=", 1) for item in unit_values("Environment"))
+    return {
+        **harness_env(),
+        **unit_env,
+        **values,
+        "CREDENTIALS_DIRECTORY": str(credentials),
+        "STATE_DIRECTORY": str(tmp_path / "state"),
+        # 1 s: a WATCHDOG=1 every 0.5 s while the mailbox loop progresses.
+        "WATCHDOG_USEC": "1000000",
+    }
+
+
+@pytest.mark.dovecot
+def test_daemon_runs_as_the_unit_starts_it(tmp_path: Path) -> None:
+    """Secrets only as credential files, state in $STATE_DIRECTORY: READY, WATCHDOG, a
+    draft published, SIGTERM -> STOPPING and exit 0."""
+    assert unit_values("ExecStart")[0].split()[1:] == ["run"]  # no --env-file: all from env
+    stack = Stack()
+    try:
+        stack.start_dovecot(["bot@example.test"])
+        account = stack.add_account("acc_unit", "bot@example.test")
+        env = unit_environment(account.env_file, tmp_path)
+        assert "OTP_BOT_API_KEY" not in env
+        daemon = Daemon(
+            "daemon (unit environment)",
+            [],
+            tmp_path / "daemon.log",
+            env,
+            notify_path=tmp_path / "notify",
+            client=ControlClient(account.control_addr),
+        )
+        stack.daemons.append(daemon)
+        daemon.start_ready()
+        daemon.client.publish("draft_unit_otp")
+        assert daemon.wait_state("draft_unit_otp", "published", "failed")["state"] == "published"
+        daemon.wait_notified("WATCHDOG=1", timeout=10)
+        assert (tmp_path / "state" / "otp-bot.sqlite3").is_file()
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait(timeout=10) == 0, daemon.tail()
+        daemon.wait_notified("STOPPING=1", timeout=1)
+    finally:
+        stack.close()
 
 
 # --- Dockerfile -----------------------------------------------------------------
