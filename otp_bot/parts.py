@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import binascii
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import BytesHeaderParser
@@ -64,25 +65,37 @@ def split_head(raw: bytes) -> tuple[Message, bytes]:
 
 
 def collect_bodies(headers: Message, body: bytes) -> Bodies:
-    """Walk the MIME tree breadth-first within the bounds, decoding text parts."""
+    """Walk the MIME tree breadth-first within the bounds, decoding text parts.
+
+    A subpart's headers are parsed only when it is visited, so a wide tree
+    costs MAX_PARTS header parses at most.
+    """
     found = Bodies()
-    queue: list[tuple[Message, bytes, int]] = [(headers, body, 0)]
-    visited = 0
-    while queue and visited < MAX_PARTS:
-        part, data, depth = queue.pop(0)
-        visited += 1
-        ctype = part.get_content_type()
-        if ctype in ("message/rfc822", "message/global"):
-            found.attached_message = True
-        elif ctype.startswith("multipart/"):
-            boundary = part.get_boundary()
-            if boundary and depth < MAX_DEPTH:
-                subparts = split_multipart(data, boundary.encode("utf-8", "replace"))
-                queue.extend((*split_head(sub), depth + 1) for sub in subparts)
-        elif ctype in ("text/plain", "text/html") and not _is_attachment(part):
-            target = found.plain if ctype == "text/plain" else found.html
-            target.append(_part_text(part, data, flowed=ctype == "text/plain"))
+    queue: deque[tuple[bytes, int]] = deque()
+    _visit(headers, body, 0, found, queue)
+    for _ in range(MAX_PARTS - 1):
+        if not queue:
+            break
+        raw, depth = queue.popleft()
+        sub_headers, sub_body = split_head(raw)
+        _visit(sub_headers, sub_body, depth, found, queue)
     return found
+
+
+def _visit(
+    part: Message, data: bytes, depth: int, found: Bodies, queue: deque[tuple[bytes, int]]
+) -> None:
+    ctype = part.get_content_type()
+    if ctype in ("message/rfc822", "message/global"):
+        found.attached_message = True
+    elif ctype.startswith("multipart/"):
+        boundary = part.get_boundary()
+        if boundary and depth < MAX_DEPTH:
+            subparts = split_multipart(data, boundary.encode("utf-8", "replace"))
+            queue.extend((sub, depth + 1) for sub in subparts)
+    elif ctype in ("text/plain", "text/html") and not _is_attachment(part):
+        target = found.plain if ctype == "text/plain" else found.html
+        target.append(_part_text(part, data, flowed=ctype == "text/plain"))
 
 
 def split_multipart(body: bytes, boundary: bytes) -> list[bytes]:

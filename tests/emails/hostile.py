@@ -46,6 +46,12 @@ def deep_multipart(depth: int) -> bytes:
     return (_TOP + body).encode()
 
 
+def wide_and_deep(width: int = 60) -> bytes:
+    leaf = "Content-Type: text/plain\r\n\r\nx"
+    inner = _mixed(*[leaf] * width).replace("hx", "in")
+    return (_TOP + _mixed(_CODE_PART, *[inner] * width)).encode()
+
+
 def cases() -> list[tuple[str, bytes, str | None]]:
     """(name, raw, code still readable or None) for every hostile shape."""
     rng = random.Random(7)
@@ -58,6 +64,7 @@ def cases() -> list[tuple[str, bytes, str | None]]:
         ),
         ("nested_html_200k_code_last", _html("<span>" * 200_000 + "code: 482913"), None),
         ("multipart_depth_60", deep_multipart(60), None),
+        ("multipart_60_by_60", wide_and_deep(), "482913"),
         ("multipart_depth_5000", deep_multipart(5000), None),
         ("unclosed_comments", _html("<!--" * 250_000), None),
         ("unclosed_tags", _html("<a href='x' " * 100_000 + "<" * 200_000), None),
