@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -349,6 +350,62 @@ def test_dockerfile_runtime_contract() -> None:
     # Exec form: a shell between Docker and the bot would swallow SIGTERM.
     assert args_of(final, "ENTRYPOINT")[0] == '["otp-bot"]'
     assert args_of(final, "STOPSIGNAL") == ["SIGTERM"]
+
+
+def read_only_root(volume: Path, argv: list[str]) -> list[str]:
+    """``argv`` in a mount namespace whose root file system is read-only but ``volume``.
+
+    As root (CI) a plain mount namespace; otherwise a user namespace maps us
+    to root inside it, which may remount to read-only but never to writable.
+    """
+    user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
+    script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro / && exec "$@"'
+    return ["unshare", *user, "--mount", "--propagation", "private", "sh", "-c", script,
+            str(volume), *argv]  # fmt: skip
+
+
+def image_environment() -> dict[str, str]:
+    """The final stage's ENV values (PATH aside: the venv is this test's interpreter)."""
+    values = shlex.split(" ".join(args_of(stages()[-1], "ENV")))
+    return {k: v for k, _, v in (item.partition("=") for item in values) if k != "PATH"}
+
+
+@pytest.mark.dovecot
+def test_daemon_runs_with_a_read_only_root(tmp_path: Path) -> None:
+    """As in the container: only the state volume writable, secrets as files; a draft is
+    published, `otp-bot health` (the HEALTHCHECK) exits 0, SIGTERM exits 0."""
+    stack = Stack()
+    try:
+        stack.start_dovecot(["bot@example.test"])
+        account = stack.add_account("acc_ro", "bot@example.test")
+        env = unit_environment(account.env_file, tmp_path)
+        volume = tmp_path / "volume"
+        volume.mkdir()
+        env |= image_environment() | {"OTP_BOT_STATE_DIR": str(volume)}
+        assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+        daemon = Daemon(
+            "daemon (read-only root)",
+            [],
+            tmp_path / "daemon.log",
+            env,
+            notify_path=tmp_path / "notify",
+            client=ControlClient(account.control_addr),
+        )
+        daemon.argv = read_only_root(volume, daemon.argv)
+        stack.daemons.append(daemon)
+        daemon.start_ready()
+        daemon.client.publish("draft_ro_otp")
+        assert daemon.wait_state("draft_ro_otp", "published", "failed")["state"] == "published"
+        health = read_only_root(volume, [sys.executable, "-m", "otp_bot", "health"])
+        done = subprocess.run(
+            health, env=env, capture_output=True, text=True, timeout=30, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert (volume / "otp-bot.sqlite3").is_file()
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait(timeout=10) == 0, daemon.tail()
+    finally:
+        stack.close()
 
 
 def test_demo_dovecot_config_parses() -> None:
