@@ -83,6 +83,16 @@ async def run(
 def _check(settings_list: Sequence[Settings]) -> None:
     if not settings_list:
         raise ConfigError("no account configured")
+    for s in settings_list:
+        # The mailbox loop reports progress when IDLE (or a poll) returns.
+        quiet = max(s.imap_idle_interval, s.imap_poll_interval) + s.imap_timeout
+        if s.health_max_stale <= quiet:
+            log.warning(
+                "health_max_stale_too_short",
+                account_id=s.account_id,
+                health_max_stale=s.health_max_stale,
+                should_exceed=quiet,
+            )
     ids = [s.account_id for s in settings_list]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
