@@ -97,6 +97,8 @@ class AccountWorker(DraftSteps):
             await self._loop(stop, stopping)
         finally:
             stopping.cancel()
+            for chore in self._chores:
+                chore.cancel()  # an unfinished after_use leaves the e-mail in place
             self._log.info("worker_stopped")
 
     # --- the loop ------------------------------------------------------------

@@ -9,27 +9,19 @@ line, wherever they appear.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import structlog
 
 from otp_bot.config import Settings
 from otp_bot.extract import Evidence, extract
 from otp_bot.logs import remember_sensitive
+from otp_bot.mailbox import IncomingMail
 from otp_bot.match import StoredEvidence
 from otp_bot.store import Store
 
-if TYPE_CHECKING:
-    from otp_bot.mailbox import IncomingMail
-
 log = structlog.get_logger(__name__)
-
-# E-mails kept in memory for ``after_use`` (move, delete, mark seen) until an
-# input from them is accepted; older ones are forgotten (and left in place).
-MAILS_KEPT = 64
 
 
 class MailIntake:
@@ -47,7 +39,6 @@ class MailIntake:
         self._wake = wake
         self._account_id = settings.account_id
         self._trusted_ids = frozenset(settings.trusted_authserv_ids)
-        self._mails: OrderedDict[int, IncomingMail] = OrderedDict()
         self._log = log.bind(account_id=settings.account_id)
 
     async def take(self, mail: IncomingMail) -> None:
@@ -58,9 +49,15 @@ class MailIntake:
             self._log.exception("mail_handling_failed", uid=mail.uid)
 
     def used(self, input_hash: str) -> IncomingMail | None:
-        """The e-mail an accepted input came from, if still in memory (for after_use)."""
-        evidence = self._store.evidence_of_input(self._account_id, input_hash)
-        return self._mails.pop(evidence.id, None) if evidence is not None else None
+        """Where the e-mail an accepted input came from is (for ``after_use``).
+
+        Only its folder position (UIDVALIDITY, UID) is kept, which is all
+        ``after_use`` needs, and it survives restarts.
+        """
+        found = self._store.evidence_of_input(self._account_id, input_hash)
+        if found is None or found.uidvalidity is None or found.uid is None:
+            return None
+        return IncomingMail(found.uidvalidity, found.uid, b"", False, found.received_at)
 
     def _take(self, mail: IncomingMail) -> None:
         found = extract(mail.raw, trusted_authserv_ids=self._trusted_ids)
@@ -80,7 +77,6 @@ class MailIntake:
         if stored is None:
             self._log.info("mail_rejected", reason="message_id_already_stored", **about)
             return
-        self._keep(stored, mail)
         self._log.info(
             "mail_handled",
             evidence_id=stored,
@@ -91,11 +87,6 @@ class MailIntake:
             **about,
         )
         self._wake.set()
-
-    def _keep(self, evidence_id: int, mail: IncomingMail) -> None:
-        self._mails[evidence_id] = mail
-        while len(self._mails) > MAILS_KEPT:
-            self._mails.popitem(last=False)
 
 
 def _unusable(found: Evidence) -> str | None:

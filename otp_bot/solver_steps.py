@@ -40,7 +40,7 @@ from otp_bot.solver_mail import MailIntake
 from otp_bot.store import Store
 
 if TYPE_CHECKING:
-    from otp_bot.mailbox import MailboxWatcher
+    from otp_bot.mailbox import IncomingMail, MailboxWatcher
 
 log = structlog.get_logger(__name__)
 
@@ -82,6 +82,7 @@ class DraftSteps:
         self.on_change: Callable[[Draft], None] | None = None
         self.wake = asyncio.Event()  # set when there may be something to do
         self._intake = MailIntake(settings, store, clock, self.wake)
+        self._chores: set[asyncio.Task[None]] = set()  # after_use calls in flight
         self._log = log.bind(account_id=self.account_id)
         self._skew = timedelta(seconds=settings.clock_skew)
         self._timeout = timedelta(seconds=settings.code_timeout)
@@ -142,7 +143,7 @@ class DraftSteps:
         except OtpBotError as exc:
             outcome = exc
         if self._react(draft, outcome):
-            await self._after_use(draft)
+            self._after_use(draft)
 
     def _react(self, draft: Draft, outcome: Outcome) -> bool:
         """Commit what the API's answer means; True when the submitted input passed."""
@@ -231,12 +232,18 @@ class DraftSteps:
         for draft in self.drafts(pending=True):
             self._commit(draft, Fail(error, f"the account is parked: {detail}"))
 
-    async def _after_use(self, draft: Draft) -> None:
+    def _after_use(self, draft: Draft) -> None:
+        """Let the mailbox mark, move or delete the used e-mail, without holding up the worker."""
         mail = self._intake.used(draft.input_hash or "")
         if self.mailbox is None or mail is None:
             return
+        task = asyncio.create_task(self._apply_after_use(self.mailbox, mail))
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    async def _apply_after_use(self, mailbox: MailboxWatcher, mail: IncomingMail) -> None:
         try:
-            await self.mailbox.after_use(mail)
+            await mailbox.after_use(mail)
         except Exception:  # noqa: BLE001 - leaving a used e-mail in place is harmless
             self._log.warning("mail_after_use_failed", uid=mail.uid, exc_info=True)
 

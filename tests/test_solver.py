@@ -16,14 +16,16 @@ from otp_bot import drafts as d
 from otp_bot.config import Settings
 from otp_bot.drafts import Draft, State
 from otp_bot.errors import InputRejected
-from otp_bot.linkedin_mail import LinkedinMail, compose
-from otp_bot.mailbox import IncomingMail
+from otp_bot.linkedin_mail import LinkedinMail, MailTarget, compose
+from otp_bot.mailbox import IncomingMail, MailboxWatcher
 from otp_bot.match import Candidate, StoredEvidence
 from otp_bot.postpress import Checkpoint, PostpressClient, RetryPolicy
 from otp_bot.simulator import Simulator
 from otp_bot.simulator_script import Fault, Script
 from otp_bot.solver import AccountWorker
 from otp_bot.store import Store
+from tests.dovecot import Dovecot
+from tests.mailbox_helpers import settings_for
 
 API_KEY = "pp_test_solver_k3y"
 ACCOUNT = "acc_solver_01"
@@ -560,3 +562,62 @@ async def test_already_performed_counts_as_published(make: Callable[..., Harness
     await h.worker.add_draft("D-done")
     draft = await h.reaches("D-done", State.PUBLISHED, State.FAILED)
     assert (draft.state, draft.error) == (State.PUBLISHED, None)
+
+
+# --- the whole mail path: Dovecot, the real watcher, after_use ---------------------
+
+
+@pytest.mark.dovecot
+async def test_through_a_real_mailbox_with_after_use(dovecot: Dovecot, tmp_path: Path) -> None:
+    """Mail APPENDed to Dovecot reaches the worker via the watcher; used ones get \\Seen."""
+    settings = settings_for(
+        dovecot,
+        tmp_path,
+        account_id=ACCOUNT,
+        api_key=API_KEY,
+        mail_after_use="seen",
+        imap_idle_interval=5,
+    )
+    simulator = Simulator(
+        api_key=API_KEY, mailbox=MailTarget.from_settings(settings), authserv_id=AUTHSERV
+    )
+    simulator.script("D-imap", Script(checkpoints=("EMAIL_VERIFICATION", "OTP"), decoy=True))
+    server = TestServer(simulator.app, host="127.0.0.1")
+    await server.start_server()
+    settings = settings.model_copy(update={"api_base_url": str(server.make_url("/v1"))})
+    store = Store(settings.state_db)
+    client = PostpressClient.from_settings(settings)
+    worker = AccountWorker(settings, store, client)
+    watcher = MailboxWatcher(settings, store, worker.on_mail)
+    worker.mailbox = watcher
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(watcher.run(stop)), asyncio.create_task(worker.run(stop))]
+    try:
+        await asyncio.wait_for(watcher.watching.wait(), WAIT)
+        await worker.add_draft("D-imap")
+        async with asyncio.timeout(WAIT):
+            while not _seen_count(dovecot, 2):  # noqa: ASYNC110 - Dovecot's flags have no event
+                await asyncio.sleep(0.05)
+        draft = worker.draft("D-imap")
+        assert draft is not None
+        assert draft.state is State.PUBLISHED
+        uids = dovecot.uids()
+        assert len(uids) == 4  # two genuine e-mails, two decoys
+        assert sum("\\Seen" in dovecot.flags(uid) for uid in uids) == 2
+        genuine = [m for _, m in simulator.mails if m.genuine]
+        assert [r.body["input"] for r in simulator.requests if r.endpoint == "checkpoint"] == [
+            genuine[0].link,
+            genuine[1].code,
+        ]
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), WAIT)
+        await client.close()
+        await server.close()
+        store.close()
+
+
+def _seen_count(server: Dovecot, wanted: int) -> bool:
+    """Whether ``wanted`` messages carry \\Seen (the decoys must stay unseen)."""
+    seen = [uid for uid in server.uids() if "\\Seen" in server.flags(uid)]
+    return len(seen) >= wanted
