@@ -37,9 +37,14 @@ def test_every_event_type_is_listed_once() -> None:
     assert {event for _, event in d.TRANSITIONS} == set(d.EVENT_TYPES)
 
 
-@given(state=st.sampled_from(list(State)), event=st.sampled_from(EVENTS))
-def test_walk_every_state_event_pair(state: State, event: d.Event) -> None:
-    """A legal (state, event) lands on the table's target; an illegal one raises."""
+PAIRS = [(state, event) for state in State for event in EVENTS]
+
+
+@pytest.mark.parametrize(
+    ("state", "event"), PAIRS, ids=[f"{s}-{d.event_name(e)}" for s, e in PAIRS]
+)
+def test_every_state_event_pair(state: State, event: d.Event) -> None:
+    """Each of the 42 (state, event) pairs: legal lands on the table's target, illegal raises."""
     draft = draft_in(state)
     target = d.TRANSITIONS.get((state, type(event)))
     if target is None:
@@ -50,6 +55,29 @@ def test_walk_every_state_event_pair(state: State, event: d.Event) -> None:
     assert after.state is target
     assert after.updated_at == T1
     assert after.draft_id == draft.draft_id
+
+
+@given(st.lists(st.sampled_from(EVENTS), max_size=40))
+def test_random_walks_follow_the_table_and_keep_invariants(events: list[d.Event]) -> None:
+    """Any event sequence moves only along the table, and the draft stays coherent."""
+    draft = d.new_draft("acc", "D1", T0)
+    for step, event in enumerate(events, start=1):
+        target = d.TRANSITIONS.get((draft.state, type(event)))
+        if target is None:
+            with pytest.raises(d.IllegalTransition):
+                d.advance(draft, event, T0 + timedelta(seconds=step))
+            continue
+        after = d.advance(draft, event, T0 + timedelta(seconds=step))
+        assert after.state is target
+        assert after.republishes >= draft.republishes
+        in_flight = after.state in {State.PUBLISHING, State.SUBMITTING}
+        assert (after.idempotency_key is not None) is in_flight
+        assert (after.input_hash is not None) is (after.state is State.SUBMITTING)
+        if after.state is not State.FAILED:
+            waiting = after.state in {State.AWAITING_CODE, State.SUBMITTING}
+            assert (after.checkpoint is not None) is waiting
+            assert (after.since is not None) is waiting
+        draft = after
 
 
 @pytest.mark.parametrize("state", [State.PUBLISHED, State.FAILED])
