@@ -74,6 +74,15 @@ class Running:
                     return draft
                 await asyncio.sleep(0.05)  # polling the daemon's state, not standing in for sync
 
+    async def wait_health(self, wanted: int, within: float = 15) -> tuple[int, Any]:
+        """Poll GET /healthz until it answers ``wanted``; return that answer."""
+        async with asyncio.timeout(within):
+            while True:
+                answer = await self.request("GET", "/healthz")
+                if answer[0] == wanted:
+                    return answer
+                await asyncio.sleep(0.05)  # polling the daemon's state, not standing in for sync
+
 
 def settings_for(
     dovecot: dc.Dovecot, state_dir: Path, base_url: str, account_id: str = "acc_inproc",

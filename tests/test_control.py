@@ -210,12 +210,6 @@ async def test_healthz_fails_when_the_mailbox_loop_stalls(dovecot: dc.Dovecot) -
         assert status == 200, body
         assert body["accounts"][0]["mailbox"] == "watching"
         dovecot.kill()
-        async with asyncio.timeout(15):
-            while True:
-                answer = await daemon.request("GET", "/healthz")
-                if answer[0] != 200:
-                    break
-                await asyncio.sleep(0.1)  # polling the daemon's view of a dead server
-        status, body = answer
+        status, body = await daemon.wait_health(503)
         assert status == 503
         assert "no mailbox progress" in body["accounts"][0]["problem"]
