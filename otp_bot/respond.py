@@ -52,6 +52,7 @@ class Reaction:
 
     event: Event
     accepted: bool = False  # the submitted input passed: consume its e-mail
+    spent: bool = False  # the submitted input's e-mail is dead (expired): consume it too
     park: str | None = None  # an account error: park the account with this type
     unknown: bool = False  # the error type is not in our table (say so in the log)
 
@@ -92,7 +93,7 @@ def _api_error(
         return Reaction(SolutionRejected(error.type), unknown=unknown)
     if submitting and isinstance(error, ExpiredLink):
         event = republish_or_fail(draft, reason=error.type, limit=limit, key=new_key)
-        return Reaction(event, unknown=unknown)
+        return Reaction(event, spent=True, unknown=unknown)
     if isinstance(error, AccountError):
         return Reaction(Fail(error.type, str(error)), park=error.type, unknown=unknown)
     if isinstance(error, TransientError):

@@ -152,7 +152,7 @@ class DraftSteps:
         )
         if reaction.unknown:
             self._log.warning("api_error_unknown_type", draft_id=draft.draft_id, error=str(outcome))
-        self._commit(draft, reaction.event, accepted=reaction.accepted)
+        self._commit(draft, reaction.event, accepted=reaction.accepted, spent=reaction.spent)
         if reaction.park is not None:
             self._park(reaction.park, str(outcome))
         return reaction.accepted
@@ -192,11 +192,17 @@ class DraftSteps:
     # --- side effects of transitions -------------------------------------------
 
     def _commit(
-        self, draft: Draft, event: Event, *, use: Candidate | None = None, accepted: bool = False
+        self,
+        draft: Draft,
+        event: Event,
+        *,
+        use: Candidate | None = None,
+        accepted: bool = False,
+        spent: bool = False,
     ) -> Draft:
         """Advance the draft and commit the move (with its history line) before anything else."""
         moved = advance(draft, event, self.clock())
-        self.store.save_transition(draft, moved, event, use=use, accepted=accepted)
+        self.store.save_transition(draft, moved, event, use=use, accepted=accepted, spent=spent)
         emit = self._log.warning if moved.state is State.FAILED else self._log.info
         emit(
             "draft_transition",

@@ -202,8 +202,10 @@ def _add_event(
     )
 
 
-def _settle_input(db: sqlite3.Connection, old: Draft, outcome: str, *, accepted: bool) -> None:
-    """Record what became of ``old``'s input; consume its e-mail once accepted.
+def _settle_input(
+    db: sqlite3.Connection, old: Draft, outcome: str, *, accepted: bool, spent: bool
+) -> None:
+    """Record what became of ``old``'s input; consume its e-mail once accepted or spent.
 
     The input's value is kept only while it may have to be re-sent; once
     answered, its hash is enough to refuse it again.
@@ -213,14 +215,14 @@ def _settle_input(db: sqlite3.Connection, old: Draft, outcome: str, *, accepted:
         "UPDATE used_input SET outcome=?, value='' WHERE account_id=? AND input_hash=?",
         (outcome, *key),
     )
-    if not accepted:
+    if not (accepted or spent):
         return
     db.execute(
         "UPDATE evidence SET consumed_at=?, code=NULL, link=NULL WHERE id=(SELECT evidence_id"
         " FROM used_input WHERE account_id=? AND input_hash=?)",
         (_ts(old.updated_at), *key),
     )
-    if old.input_form in ("link", "pin"):
+    if accepted and old.input_form in ("link", "pin"):
         db.execute(
             "INSERT INTO account_pref VALUES (?, ?, ?) ON CONFLICT (account_id) DO UPDATE"
             " SET verification_form=excluded.verification_form, updated_at=excluded.updated_at",
@@ -379,12 +381,14 @@ class Store:
         *,
         use: Candidate | None = None,
         accepted: bool = False,
+        spent: bool = False,
     ) -> None:
         """Commit one transition, with its history line, atomically.
 
         ``use``: the input ``new`` submits, recorded as used in the same
         transaction. ``accepted``: ``old``'s input passed, so its e-mail is
         consumed and (for an e-mail verification) its form remembered.
+        ``spent``: the e-mail is dead (its link expired), consumed too.
         """
         values = _draft_values(new)
         with self.transaction() as db:
@@ -406,7 +410,7 @@ class Store:
                 raise StoreError(f"draft {old.draft_id} changed underneath this transition")
             _add_event(db, new, event_name(event), old.state, event.describe())
             if old.input_hash is not None:
-                _settle_input(db, old, event_name(event), accepted=accepted)
+                _settle_input(db, old, event_name(event), accepted=accepted, spent=spent)
             if use is not None:
                 # A row for the same value can only be one older than the
                 # solver's memory of used inputs (a 6-digit code recurring).

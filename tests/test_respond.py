@@ -64,9 +64,10 @@ def test_invalid_solution_burns_the_input_only() -> None:
 
 def test_expired_link_republishes_within_the_bound() -> None:
     """expired_link publishes again with a fresh key until the bound, then fails."""
-    assert reaction(State.SUBMITTING, error(401, "expired_link")).event == d.Republish(
-        "errors/expired_link", "fresh"
-    )
+    expired = reaction(State.SUBMITTING, error(401, "expired_link"))
+    assert expired.event == d.Republish("errors/expired_link", "fresh")
+    assert expired.spent  # the whole e-mail is dead, its PIN too
+    assert not expired.accepted
     over = reaction(State.SUBMITTING, error(401, "expired_link"), republishes=2).event
     assert isinstance(over, d.Fail)
     assert over.error == "errors/expired_link"

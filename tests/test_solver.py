@@ -239,6 +239,20 @@ async def test_expired_link_publishes_again(make: Callable[..., Harness]) -> Non
     assert "publish again: errors/expired_link" in details
 
 
+async def test_expired_link_spends_the_whole_e_mail(make: Callable[..., Harness]) -> None:
+    """After expired_link, the PIN of that same e-mail is never tried for the new checkpoint."""
+    h = make(code_timeout=0.3, republish_limit=1)
+    h.auto_mail = False
+    h.sim.script("D-exp1", Script(checkpoints=("EMAIL_VERIFICATION",), expired_links=1))
+    h.start()
+    await h.worker.add_draft("D-exp1")
+    await h.reaches("D-exp1", State.AWAITING_CODE)
+    await h.deliver()  # the first e-mail only; the re-publish's e-mail never arrives
+    draft = await h.reaches("D-exp1", State.FAILED, State.PUBLISHED)
+    assert (draft.error, draft.republishes) == ("code_timeout", 1)
+    assert h.inputs("D-exp1") == [h.mails("D-exp1")[0].link]
+
+
 async def test_expired_link_beyond_the_bound_fails(make: Callable[..., Harness]) -> None:
     """With no re-publish left, expired_link fails the draft with that type."""
     h = make(republish_limit=0)
