@@ -21,7 +21,7 @@ from otp_bot.parts import collect_bodies, decode_bytes, split_head
 # LinkedIn's mails are 20-120 KB; a megabyte leaves plenty of room and bounds
 # the work when the rest is one huge attachment.
 MAX_MESSAGE_BYTES = 1 << 20
-# Header parsing costs about 1 µs per line: a flood of 200,000 header lines
+# Parsing costs up to 2 µs per line: a flood of 200,000 lines
 # would take 200 ms. LinkedIn's mails have about 2,000 lines.
 MAX_LINES = 20_000
 MAX_HEADER_CHARS = 2048
