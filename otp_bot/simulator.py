@@ -26,8 +26,9 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from otp_bot.linkedin_mail import DeliveryError, LinkedinMail, MailTarget, append, compose
+from otp_bot.linkedin_mail import MailTarget, compose
 from otp_bot.simulator_admin import admin_routes, json_or_none
+from otp_bot.simulator_mail import Post
 from otp_bot.simulator_script import ERROR_STATUS, Fault, Script, script_for_draft
 from otp_bot.simulator_state import DraftState, RecordedRequest, error_body, next_fault
 from otp_bot.simulator_validate import Invalid, validate_body
@@ -54,15 +55,15 @@ class Simulator:
         self._api_key = api_key
         self._account_id = account_id
         self._mailbox = mailbox
+        self._post = Post(mailbox)  # delivers e-mails and records when they landed
         self.envelope = envelope
         self._authserv_id = authserv_id
         self._default_script = default_script
         self.requests: list[RecordedRequest] = []
-        self.mails: list[tuple[str, LinkedinMail]] = []  # (draft_id, mail), in order sent
-        self.delivery_errors: list[str] = []
+        self.mails = self._post.mails  # (draft_id, mail), in order sent
+        self.delivery_errors = self._post.errors
         self._drafts: dict[str, DraftState] = {}
         self._replays: dict[str, tuple[str, int, dict[str, Any]]] = {}
-        self._deliveries: set[asyncio.Task[None]] = set()
         self.app = web.Application(client_max_size=4 * 1024 * 1024)
         self.app.add_routes(
             [
@@ -86,7 +87,7 @@ class Simulator:
         self._drafts.clear()
         self._replays.clear()
         self.requests.clear()
-        self.mails.clear()
+        self._post.clear()
 
     def draft(self, draft_id: str) -> dict[str, Any]:
         state = self._state(draft_id)
@@ -102,8 +103,11 @@ class Simulator:
 
     async def wait_for_mail(self) -> None:
         """Return once every e-mail issued so far was delivered (or failed)."""
-        while self._deliveries:
-            await asyncio.gather(*self._deliveries, return_exceptions=True)
+        await self._post.wait()
+
+    def mail_record(self, message_id: str) -> dict[str, Any]:
+        """The e-mail's checkpoint type, when it was issued and each time it was APPENDed."""
+        return self._post.record(message_id)
 
     # --- the API -----------------------------------------------------------
 
@@ -124,6 +128,8 @@ class Simulator:
         fault = next_fault(state, endpoint)
         if fault is not None:
             return await self._serve_fault(record, fault)
+        if state.take("slow_answers"):
+            await asyncio.sleep(state.script.slow_delay)  # scripted slowness of a real answer
         digest = hashlib.sha256(await request.read()).hexdigest()
         if key is not None and key in self._replays:
             return self._replay(record, key, digest)
@@ -188,7 +194,7 @@ class Simulator:
             style = state.script.decoy_style
             batch.insert(0, compose(kind, to, now, authserv_id=self._authserv_id, decoy=style))
         if state.script.mail:
-            self._send_mail(draft_id, batch, state.script.mail_delay)
+            self._post.send(draft_id, kind, batch, state.script)
         log.info("sim_checkpoint_issued", draft_id=draft_id, type=kind, mails=len(batch))
         return 200, {
             "object": "LinkedinJobPostingPublishCheckpoint",
@@ -229,35 +235,8 @@ class Simulator:
 
     # --- mail --------------------------------------------------------------
 
-    def _send_mail(self, draft_id: str, batch: list[LinkedinMail], delay: float) -> None:
-        self.mails.extend((draft_id, mail) for mail in batch)
-        if self._mailbox is None:
-            return
-        task = asyncio.create_task(self._deliver(self._mailbox, draft_id, batch, delay))
-        self._deliveries.add(task)
-        task.add_done_callback(self._deliveries.discard)
-
-    async def _deliver(
-        self, target: MailTarget, draft_id: str, batch: list[LinkedinMail], delay: float
-    ) -> None:
-        if delay:
-            await asyncio.sleep(delay)  # the scripted mail delay itself
-        for mail in batch:
-            try:
-                await asyncio.to_thread(append, target, mail.raw)
-            except DeliveryError as exc:
-                self._delivery_failed(draft_id, exc)
-            else:
-                log.info("sim_mail_delivered", draft_id=draft_id, genuine=mail.genuine)
-
-    def _delivery_failed(self, draft_id: str, exc: BaseException) -> None:
-        self.delivery_errors.append(f"{draft_id}: {type(exc).__name__}: {exc}")
-        log.error("sim_mail_failed", draft_id=draft_id, error=f"{type(exc).__name__}: {exc}")
-
     async def _cancel_deliveries(self, _app: web.Application) -> None:
-        for task in list(self._deliveries):
-            task.cancel()
-        await asyncio.gather(*self._deliveries, return_exceptions=True)
+        await self._post.cancel()
 
     def _state(self, draft_id: str) -> DraftState:
         if draft_id not in self._drafts:

@@ -3,7 +3,8 @@
 - ``POST /_sim/script`` ``{"draft_id": "...", "script": {...}}``: follow this
   ``Script`` for the draft from now on (its state starts afresh);
 - ``GET /_sim/requests``: every API request received, in order;
-- ``GET /_sim/mails``: every e-mail issued (code, link, genuine or decoy);
+- ``GET /_sim/mails``: every e-mail issued (code, link, genuine or decoy,
+  checkpoint type, when issued and when each APPEND of it completed);
 - ``POST /_sim/wait-for-mail``: answers once every e-mail issued so far was
   delivered (or failed), with the delivery errors so far;
 - ``GET /_sim/drafts/{draft_id}``: the simulated draft's state;
@@ -59,6 +60,7 @@ def admin_routes(sim: Simulator) -> list[web.RouteDef]:
                     "code": mail.code,
                     "link": mail.link,
                     "genuine": mail.genuine,
+                    **sim.mail_record(mail.message_id),  # type, issued_at, delivered_at
                 }
                 for draft_id, mail in sim.mails
             ]

@@ -135,6 +135,16 @@ class Script:
     timeout_endpoint: str | None = None  # ... only for "publish" or "checkpoint" requests
     mail: bool = True  # False: the checkpoint's e-mail never comes
     mail_delay: float = 0.0  # seconds between the checkpoint and its e-mail
+    # The genuine e-mail is APPENDed this many more times (same bytes, same
+    # Message-ID), duplicate_delay seconds apart, as a mail system's retry does.
+    mail_duplicates: int = 0
+    duplicate_delay: float = 0.0
+    # A failed APPEND (mail server down) is retried for this long, as an MTA's
+    # queue would; 0: the e-mail is lost at the first failure.
+    mail_retry: float = 0.0
+    # The next N requests (after faults) are processed and answered slow_delay late.
+    slow_answers: int = 0
+    slow_delay: float = 1.0
     decoy: bool = False  # a spoofed e-mail with another code arrives first
     decoy_style: str = "lookalike"  # "lookalike" sender domain, or "unsigned" linkedin.com
     # What an EMAIL_VERIFICATION checkpoint accepts: "link", "pin" or both.
@@ -149,10 +159,17 @@ class Script:
             raise ValueError("decoy_style must be lookalike or unsigned")
         if not self.accept or any(form not in ("link", "pin") for form in self.accept):
             raise ValueError("accept must list link and/or pin")
-        counts = (self.invalid_solutions, self.expired_links, self.timeout_after_accept)
+        counts = (
+            self.invalid_solutions,
+            self.expired_links,
+            self.timeout_after_accept,
+            self.mail_duplicates,
+            self.slow_answers,
+        )
         if self.timeout_endpoint not in (None, "publish", "checkpoint"):
             raise ValueError("timeout_endpoint must be publish, checkpoint or null")
-        if min(counts) < 0 or self.mail_delay < 0:
+        delays = (self.mail_delay, self.duplicate_delay, self.mail_retry, self.slow_delay)
+        if min(counts) < 0 or min(delays) < 0:
             raise ValueError("counts and delays must not be negative")
 
     @classmethod

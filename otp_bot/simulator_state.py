@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ class RecordedRequest:
     authorized: bool
     status: int = 0
     outcome: str = ""  # answered | replayed | fault | timeout_after_accept | rejected
+    at: float = field(default_factory=time.time)  # when it was received (epoch seconds)
 
 
 @dataclass(slots=True)
@@ -41,6 +43,7 @@ class DraftState:
             "invalid_solutions": script.invalid_solutions,
             "expired_links": script.expired_links,
             "timeout_after_accept": script.timeout_after_accept,
+            "slow_answers": script.slow_answers,
         }
         return cls(
             script,

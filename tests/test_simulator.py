@@ -477,3 +477,66 @@ async def api_draft(base_url: str, draft_id: str) -> dict[str, Any]:
     admin = base_url.removesuffix("/v1")
     async with ClientSession() as session, session.get(f"{admin}/_sim/drafts/{draft_id}") as r:
         return dict(await r.json())
+
+
+# --- soak support: duplicates, MTA-style retries, slow answers, timestamps -----------
+
+
+async def test_duplicated_mail_and_delivery_times(dovecot: Dovecot) -> None:
+    """mail_duplicates APPENDs the genuine e-mail again (same Message-ID); each APPEND is timed."""
+    target = MailTarget(dovecot.host, dovecot.port, dovecot.user, dovecot.password, "none")
+    sim, server = await serve_with_mailbox(target)
+    try:
+        async with TestClient(server) as client:
+            sim.script("dup", Script(mail_duplicates=2, decoy=True))
+            await post(client, PUBLISH.format("dup"), {"account_id": ACCOUNT})
+            await sim.wait_for_mail()
+            mails = await (await client.get("/_sim/mails")).json()
+    finally:
+        await server.close()
+    decoy, genuine = mails
+    assert [m["Message-ID"] for m in read_inbox(dovecot)] == [decoy["message_id"]] + [
+        genuine["message_id"]
+    ] * 3
+    assert len(decoy["delivered_at"]) == 1
+    assert len(genuine["delivered_at"]) == 3
+    assert genuine["type"] == "OTP"
+    assert genuine["issued_at"] <= genuine["delivered_at"][0] <= genuine["delivered_at"][2]
+
+
+async def test_mail_retried_while_the_server_is_down(dovecot: Dovecot) -> None:
+    """mail_retry keeps trying a failed APPEND, as an MTA's queue does, until the server is back."""
+    target = MailTarget(dovecot.host, dovecot.port, dovecot.user, dovecot.password, "none")
+    sim, server = await serve_with_mailbox(target)
+    dovecot.kill()
+    try:
+        async with TestClient(server) as client:
+            sim.script("queued", Script(mail_retry=60))
+            await post(client, PUBLISH.format("queued"), {"account_id": ACCOUNT})
+            message_id = sim.mails[0][1].message_id
+            async with asyncio.timeout(30):
+                while not sim.mail_record(message_id)["failed_appends"]:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)  # a background thread's record: polled, bounded
+            dovecot.start()
+            await sim.wait_for_mail()
+    finally:
+        await server.close()
+    assert sim.delivery_errors == []
+    assert len(sim.mail_record(message_id)["delivered_at"]) == 1
+    (message,) = read_inbox(dovecot)
+    assert message["Message-ID"] == message_id
+
+
+async def test_slow_answers_and_request_times(http: tuple[Simulator, TestClient[Any, Any]]) -> None:
+    """slow_answers delays real answers (processed, not faults); requests carry receipt times."""
+    sim, client = http
+    sim.script("slow", Script(checkpoints=(), slow_answers=1, slow_delay=0.3))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    status, body = await post(client, PUBLISH.format("slow"), {"account_id": ACCOUNT})
+    assert (status, body["object"]) == (200, "LinkedinJobPostingPublished")
+    assert loop.time() - started >= 0.3
+    assert sim.draft("slow")["slow_answers"] == 0
+    requests = await (await client.get("/_sim/requests")).json()
+    assert requests[0]["outcome"] == "answered"
+    assert requests[0]["at"] <= datetime.now(UTC).timestamp()
