@@ -130,7 +130,7 @@ class Proc:
         return out
 
 
-def _env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONHASHSEED")
     env = {k: v for k, v in os.environ.items() if k in keep}
     env["PYTHONPATH"] = str(REPO)
@@ -285,7 +285,7 @@ class Stack:
             [sys.executable, "-m", "otp_bot", "simulate", "--port", "0", "--env-file",
              str(env_file)],
             self.root / f"sim-{account_id}.log",
-            _env(),
+            child_env(),
         )  # fmt: skip
         sim.start()
         _write_env(env_file, {**values, "OTP_BOT_API_BASE_URL": sim.base_url})
@@ -300,7 +300,7 @@ class Stack:
             f"daemon {index}",
             [a.env_file for a in accounts],
             self.root / f"daemon-{index}.log",
-            _env(),
+            child_env(),
             notify_path=self.root / f"notify-{index}",
             client=ControlClient(accounts[0].control_addr, token),
         )

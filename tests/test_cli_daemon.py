@@ -1,0 +1,195 @@
+"""The daemon's CLI commands as a user runs them: publish, status, health, check."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import dovecot as dc
+from tests.harness import REPO, Account, Daemon, Stack, child_env
+
+pytestmark = [pytest.mark.dovecot, pytest.mark.slow]
+
+USER = "bot@example.test"
+LOCKED = "locked@example.test"
+TOKEN = "cli-control-token-0123456789abcdef"
+
+
+def otp_bot(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "otp_bot", *map(str, args)],
+        cwd=REPO,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    """One Dovecot, an account with a token-protected daemon, and a locked-out account."""
+    if not dc.available():
+        pytest.fail("dovecot is not installed: run `make test`, which installs it")
+    stack = Stack()
+    try:
+        stack.start_dovecot([USER, LOCKED])
+        stack.add_account("acc_cli", USER, OTP_BOT_CONTROL_TOKEN=TOKEN)
+        stack.daemon("acc_cli", token=TOKEN).start_ready()
+        stack.add_account("acc_locked", LOCKED, password="wrong-password")
+        stack.daemon("acc_locked").start_ready()
+        yield stack
+    finally:
+        print(stack.logs())
+        stack.close()
+
+
+@pytest.fixture
+def account(stack: Stack) -> Account:
+    return stack.accounts["acc_cli"]
+
+
+@pytest.fixture
+def daemon(stack: Stack) -> Daemon:
+    return stack.daemons[0]
+
+
+def test_publish_prints_the_draft_and_returns_at_once(account: Account, daemon: Daemon) -> None:
+    """`otp-bot publish` hands the draft over and prints it as one JSON object."""
+    result = otp_bot("publish", "cli-plain", "--env-file", account.env_file)
+    assert result.returncode == 0, result.stderr
+    draft = json.loads(result.stdout)
+    assert draft["draft_id"] == "cli-plain"
+    assert draft["state"] in ("queued", "publishing", "awaiting_code")
+    daemon.wait_state("cli-plain", "published")
+
+
+def test_status_json_is_an_array_with_the_documented_fields(account: Account,
+                                                            daemon: Daemon) -> None:  # fmt: skip
+    """`otp-bot status --json` prints a JSON array; each object has the design's fields."""
+    otp_bot("publish", "cli-json", "--env-file", account.env_file)
+    daemon.wait_state("cli-json", "published")
+    result = otp_bot("status", "--env-file", account.env_file, "--json")
+    assert result.returncode == 0, result.stderr
+    drafts = json.loads(result.stdout)
+    assert isinstance(drafts, list)
+    mine = next(d for d in drafts if d["draft_id"] == "cli-json")
+    for key in ("draft_id", "state", "job_id", "job_state", "checkpoint", "error", "updated_at"):
+        assert key in mine
+    assert (mine["state"], mine["error"]) == ("published", None)
+    one = otp_bot("status", "cli-json", "--env-file", account.env_file, "--json")
+    assert [d["draft_id"] for d in json.loads(one.stdout)] == ["cli-json"]
+
+
+def test_status_table_is_readable(account: Account, daemon: Daemon) -> None:
+    """`otp-bot status` without --json prints an aligned table with a header."""
+    otp_bot("publish", "cli-table", "--env-file", account.env_file)
+    daemon.wait_state("cli-table", "published")
+    result = otp_bot("status", "--env-file", account.env_file)
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split()[:2] == ["DRAFT", "STATE"]
+    row = next(r for r in rows if r.startswith("cli-table "))
+    assert row.split()[1] == "published"
+
+
+def test_publish_with_a_registered_checkpoint(account: Account, daemon: Daemon) -> None:
+    """`otp-bot publish --checkpoint OTP` registers a checkpoint someone else received."""
+    result = otp_bot("publish", "cli-reg", "--env-file", account.env_file, "--checkpoint", "OTP")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["checkpoint"] == "OTP"
+    assert account.simulator.requests("cli-reg") == []
+
+
+def test_status_of_an_unknown_draft_fails_clearly(account: Account) -> None:
+    """An unknown DRAFT_ID: exit 1 and a one-line reason on stderr."""
+    result = otp_bot("status", "no-such-draft", "--env-file", account.env_file)
+    assert result.returncode == 1
+    assert "no draft 'no-such-draft'" in result.stderr
+
+
+def test_wrong_token_is_refused(account: Account, tmp_path: Path) -> None:
+    """A CLI call with another token is refused by the daemon, and says so."""
+    env = tmp_path / "wrong.env"
+    text = account.env_file.read_text().replace(TOKEN, "not-the-token-at-all")
+    env.write_text(text)
+    result = otp_bot("status", "--env-file", env)
+    assert result.returncode == 1
+    assert "bearer token" in result.stderr
+    assert "not-the-token-at-all" not in result.stderr
+
+
+def test_health_of_a_healthy_daemon(account: Account) -> None:
+    """`otp-bot health` exits 0 and says which mailboxes are watched."""
+    result = otp_bot("health", "--env-file", account.env_file)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "healthy: acc_cli watching"
+
+
+def test_health_of_an_unhealthy_daemon(stack: Stack) -> None:
+    """An account whose IMAP login is refused: exit 1 and the reason on one line."""
+    result = otp_bot("health", "--env-file", stack.accounts["acc_locked"].env_file)
+    assert result.returncode == 1
+    [line] = result.stdout.splitlines()
+    assert line.startswith("unhealthy: acc_locked: IMAP login refused")
+
+
+def test_health_without_a_daemon(tmp_path: Path, account: Account) -> None:
+    """No daemon on the control address: exit 1, saying nothing answers there."""
+    port = dc.free_port()
+    env = tmp_path / "nobody.env"
+    lines = account.env_file.read_text().splitlines()
+    lines = [line for line in lines if not line.startswith("OTP_BOT_CONTROL_ADDR=")]
+    env.write_text("\n".join([*lines, f"OTP_BOT_CONTROL_ADDR=127.0.0.1:{port}"]) + "\n")
+    result = otp_bot("health", "--env-file", env)
+    assert result.returncode == 1
+    assert f"no otp-bot daemon answers on 127.0.0.1:{port}" in result.stderr
+
+
+def test_check_passes_for_a_working_account(account: Account) -> None:
+    """`otp-bot check`: config, IMAP login + folder + IDLE, API host reachable; exit 0."""
+    result = otp_bot("check", "--env-file", account.env_file)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[0:2] for line in lines] == [["config", "ok:"], ["mailbox", "ok:"],
+                                                     ["api", "ok:"]]  # fmt: skip
+    assert "IDLE supported" in lines[1]
+    assert "reachable" in lines[2]
+
+
+def test_check_reports_a_refused_login(stack: Stack) -> None:
+    """A wrong IMAP password: exit 1 with "login refused", and the password never shown."""
+    result = otp_bot("check", "--env-file", stack.accounts["acc_locked"].env_file)
+    assert result.returncode == 1
+    assert "mailbox  FAILED" in result.stdout
+    assert "login refused" in result.stdout
+    assert "wrong-password" not in result.stdout + result.stderr
+
+
+def test_check_reports_an_unreachable_api_host(account: Account, tmp_path: Path) -> None:
+    """An API base URL nobody listens on: exit 1, "cannot connect" and the host:port."""
+    port = dc.free_port()
+    env = tmp_path / "noapi.env"
+    lines = account.env_file.read_text().splitlines()
+    lines = [line for line in lines if not line.startswith("OTP_BOT_API_BASE_URL=")]
+    env.write_text("\n".join([*lines, f"OTP_BOT_API_BASE_URL=http://127.0.0.1:{port}/v1"]) + "\n")
+    result = otp_bot("check", "--env-file", env)
+    assert result.returncode == 1
+    assert f"api      FAILED: 127.0.0.1:{port}: cannot connect" in result.stdout
+
+
+def test_bad_configuration_exits_2(tmp_path: Path) -> None:
+    """A missing variable: exit 2 and a message naming it (for every daemon command)."""
+    env = tmp_path / "empty.env"
+    env.write_text("OTP_BOT_API_KEY=pp_test_x\n")
+    for command in ("run", "publish d1", "status", "check", "health"):
+        result = otp_bot(*command.split(), "--env-file", env)
+        assert result.returncode == 2, command
+        assert "OTP_BOT_ACCOUNT_ID: is required" in result.stderr
+        assert "pp_test_x" not in result.stderr
