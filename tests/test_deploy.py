@@ -22,7 +22,6 @@ import yaml
 from otp_bot.config import Settings, load_settings
 from otp_bot.control_client import ControlClient
 from tests.harness import Daemon, Stack
-from tests.harness import _env as harness_env
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -40,6 +39,13 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("OTP_BOT_") or name in {"CREDENTIALS_DIRECTORY", "STATE_DIRECTORY"}:
             monkeypatch.delenv(name)
+
+
+def process_env() -> dict[str, str]:
+    """A clean environment for a child process that imports otp_bot from this tree."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    return env | {"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
 
 
 def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
@@ -233,7 +239,7 @@ def unit_environment(account_env: Path, tmp_path: Path) -> dict[str, str]:
     (tmp_path / "state").mkdir()
     unit_env = dict(item.split("=", 1) for item in unit_values("Environment"))
     return {
-        **harness_env(),
+        **process_env(),
         **unit_env,
         **values,
         "CREDENTIALS_DIRECTORY": str(credentials),
