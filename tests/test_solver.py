@@ -213,7 +213,7 @@ async def test_invalid_solution_then_fresh_code_after_republish(
     make: Callable[..., Harness],
 ) -> None:
     """A burnt OTP is never re-sent: the draft waits, publishes again and uses the new code."""
-    h = make(code_timeout=0.3, republish_limit=2)
+    h = make(code_timeout=1.0, republish_limit=2)
     h.sim.script("D-inv", Script(invalid_solutions=1))
     h.start()
     await h.worker.add_draft("D-inv")
@@ -241,7 +241,7 @@ async def test_expired_link_publishes_again(make: Callable[..., Harness]) -> Non
 
 async def test_expired_link_spends_the_whole_e_mail(make: Callable[..., Harness]) -> None:
     """After expired_link, the PIN of that same e-mail is never tried for the new checkpoint."""
-    h = make(code_timeout=0.3, republish_limit=1)
+    h = make(code_timeout=1.0, republish_limit=1)
     h.auto_mail = False
     h.sim.script("D-exp1", Script(checkpoints=("EMAIL_VERIFICATION",), expired_links=1))
     h.start()
