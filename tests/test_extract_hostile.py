@@ -1,10 +1,13 @@
 """Hostile input: always a value, never an exception, always within 100 ms.
 
-Timing on a noisy 2-core machine: each bound is checked on the *fastest* of
-several runs (noise only ever adds time, so the minimum is the honest cost),
-and the worst hostile file measures about 35 ms locally, a 3x margin under
-the 100 ms the issue asks for. The exception guard in ``extract`` is a last
-line of defence: these tests fail if it is ever reached.
+Timing on a noisy 2-core machine, made robust three ways: the bound is
+checked on CPU time of this thread (``time.thread_time``), which other
+processes competing for the cores do not inflate; on the *fastest* of
+several runs (noise only ever adds time); and the worst hostile file costs
+about 35 ms, a 3x margin under the 100 ms the issue asks for. Wall-clock
+time is checked too, with a 10x margin, so a sleep or a lock wait would
+still fail. The exception guard in ``extract`` is a last line of defence:
+these tests fail if it is ever reached.
 """
 
 from __future__ import annotations
@@ -19,17 +22,20 @@ from otp_bot.extract import Evidence, extract
 from tests.emails.hostile import cases
 
 BOUND_SECONDS = 0.100
+WALL_BOUND_SECONDS = 10 * BOUND_SECONDS
 RUNS = 5
 
 
-def _fastest_run(raw: bytes) -> tuple[Evidence, float]:
-    best = float("inf")
+def _fastest_run(raw: bytes) -> tuple[Evidence, float, float]:
+    """The evidence, and the best CPU and wall-clock seconds over RUNS runs."""
+    cpu = wall = float("inf")
     evidence = extract(raw)
     for _ in range(RUNS):
-        started = time.perf_counter()
+        cpu_start, wall_start = time.thread_time(), time.perf_counter()
         evidence = extract(raw)
-        best = min(best, time.perf_counter() - started)
-    return evidence, best
+        cpu = min(cpu, time.thread_time() - cpu_start)
+        wall = min(wall, time.perf_counter() - wall_start)
+    return evidence, cpu, wall
 
 
 HOSTILE = cases()
@@ -38,10 +44,11 @@ HOSTILE = cases()
 @pytest.mark.parametrize(("name", "raw", "code"), HOSTILE, ids=[c[0] for c in HOSTILE])
 def test_hostile_file_is_read_quickly(name: str, raw: bytes, code: str | None) -> None:
     """Each hostile shape yields the still-readable code (or nothing) within 100 ms."""
-    evidence, seconds = _fastest_run(raw)
+    evidence, cpu, wall = _fastest_run(raw)
     assert not (evidence.reason or "").startswith("extract_failed"), evidence.reason
     assert evidence.code == code, name
-    assert seconds < BOUND_SECONDS, f"{name}: {seconds * 1000:.1f} ms"
+    assert cpu < BOUND_SECONDS, f"{name}: {cpu * 1000:.1f} ms of CPU"
+    assert wall < WALL_BOUND_SECONDS, f"{name}: {wall * 1000:.1f} ms on the clock"
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -103,6 +110,7 @@ def test_random_mime_trees_never_raise(tree: str, sender: str, auth: str, cut: i
     raw = f"From: {sender}\r\nAuthentication-Results: {auth}\r\nSubject: code\r\n{tree}"
     data = raw.encode("utf-8", "surrogatepass")
     data = data[: max(1, len(data) * cut // 100)] if cut < 100 else data
-    evidence, seconds = _fastest_run(data)
+    evidence, cpu, wall = _fastest_run(data)
     assert not (evidence.reason or "").startswith("extract_failed"), evidence.reason
-    assert seconds < BOUND_SECONDS
+    assert cpu < BOUND_SECONDS
+    assert wall < WALL_BOUND_SECONDS
