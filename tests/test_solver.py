@@ -417,6 +417,18 @@ async def test_restart_in_publishing_resends_with_the_same_key(
     assert len(h.mails("D-rp")) == 1
 
 
+async def test_restart_in_publishing_before_the_send(make: Callable[..., Harness]) -> None:
+    """A publish committed but never sent goes out after the restart under the stored key."""
+    h = make()
+    seed(h, "D-rp0", d.StartPublish("key-publish-0"))
+    h.worker = h.new_worker()
+    h.start()
+    draft = await h.reaches("D-rp0", State.PUBLISHED, State.FAILED)
+    assert draft.state is State.PUBLISHED
+    publishes = [r for r in h.sim.requests if r.endpoint == "publish"]
+    assert [(r.idempotency_key, r.outcome) for r in publishes] == [("key-publish-0", "answered")]
+
+
 async def test_replayed_publish_after_a_long_outage_keeps_the_first_send_as_since(
     make: Callable[..., Harness],
 ) -> None:
@@ -635,3 +647,18 @@ def _seen_count(server: Dovecot, wanted: int) -> bool:
     """Whether ``wanted`` messages carry \\Seen (the decoys must stay unseen)."""
     seen = [uid for uid in server.uids() if "\\Seen" in server.flags(uid)]
     return len(seen) >= wanted
+
+
+async def test_on_mail_never_raises(make: Callable[..., Harness]) -> None:
+    """Garbage bytes and a store that fails are each logged as one line; nothing is raised."""
+    h = make()
+    with capture_logs() as logs:
+        await h.worker.on_mail(IncomingMail(7, 1, b"\x00\xff not a mail \r\n\r\n", True, None))
+        h.store.close()  # every write now fails
+        genuine = compose("OTP", "bot@example.test", datetime.now(UTC), authserv_id=AUTHSERV)
+        await h.worker.on_mail(IncomingMail(7, 2, genuine.raw, True, None))
+    assert [(e["event"], e["log_level"]) for e in logs] == [
+        ("mail_rejected", "info"),
+        ("mail_handling_failed", "error"),
+    ]
+    h.store = Store(h.settings.state_db)  # for the fixture's cleanup
