@@ -1,10 +1,11 @@
 """How fast `otp_bot.extract` reads mail, on one core, measured in one run.
 
-Prints messages per second (best of several windows) on typical LinkedIn mail (realistic 30 KB
-table-heavy messages, and the genuine messages of the golden corpus), the
-ratio to the issue's goal of 2,000 messages/s, the ratio to the stdlib
-parser plus the `authres` package doing the same parsing, and the slowest
-hostile file's time (best of 5) against the 100 ms bound.
+Prints messages per second of one core's CPU time (best of several
+windows) on typical LinkedIn mail (realistic 30 KB table-heavy messages,
+and the genuine and spoofed messages of the golden corpus), the ratio to the
+issue's goal of 2,000 messages/s, the ratio to the stdlib parser plus the
+`authres` package doing the same parsing, and the slowest hostile file's
+time (best of 5, CPU and wall clock) against the 100 ms bound.
 
     .venv/bin/python bench/extract.py
 """
@@ -72,12 +73,14 @@ def corpus_mails() -> list[bytes]:
 
 
 def _window_rate(read: Callable[[bytes], object], mails: list[bytes]) -> float:
-    count, started = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < WINDOW_SECONDS:
+    """Messages per second of this thread's CPU time: one core's throughput,
+    not inflated by other processes competing for the cores."""
+    count, started, cpu_started = 0, time.perf_counter(), time.thread_time()
+    while time.perf_counter() - started < WINDOW_SECONDS:
         for raw in mails:
             read(raw)
         count += len(mails)
-    return count / elapsed
+    return count / (time.thread_time() - cpu_started)
 
 
 def best_rates(contenders: list[Callable[[bytes], object]], mails: list[bytes]) -> list[float]:
@@ -103,15 +106,17 @@ def stdlib_and_authres(raw: bytes) -> object:
     return msg
 
 
-def slowest_hostile() -> tuple[str, float]:
-    worst = ("", 0.0)
+def slowest_hostile() -> tuple[str, float, float]:
+    """The hostile file with the highest CPU time: name, CPU and wall seconds (best of 5)."""
+    worst = ("", 0.0, 0.0)
     for name, raw, _code in hostile.cases():
-        best = float("inf")
+        cpu = wall = float("inf")
         for _ in range(5):
-            started = time.perf_counter()
+            cpu_started, started = time.thread_time(), time.perf_counter()
             extract(raw)
-            best = min(best, time.perf_counter() - started)
-        worst = max(worst, (name, best), key=lambda item: item[1])
+            cpu = min(cpu, time.thread_time() - cpu_started)
+            wall = min(wall, time.perf_counter() - started)
+        worst = max(worst, (name, cpu, wall), key=lambda item: item[1])
     return worst
 
 
@@ -119,16 +124,16 @@ def main() -> None:
     realistic, small = realistic_mails(), corpus_mails()
     avg = sum(map(len, realistic)) // len(realistic)
     fast, baseline = best_rates([extract, stdlib_and_authres], realistic)
-    print(f"typical mail ({len(realistic)} LinkedIn-like, ~{avg // 1024} KB): {fast:,.0f} msg/s")
+    print(
+        f"typical mail ({len(realistic)} LinkedIn-like, ~{avg // 1024} KB): {fast:,.0f} msg/s (CPU)"
+    )
     print(f"  vs goal {GOAL_PER_SECOND:,}/s: x{fast / GOAL_PER_SECOND:.2f}")
     print(f"  vs stdlib parser + authres only ({baseline:,.0f} msg/s): x{fast / baseline:.2f}")
     (small_rate,) = best_rates([extract], small)
     print(f"golden corpus ({len(small)} genuine and spoofed mails): {small_rate:,.0f} msg/s")
-    name, seconds = slowest_hostile()
-    print(f"slowest hostile file: {name} {seconds * 1000:.1f} ms (best of 5)")
-    print(
-        f"  vs bound {HOSTILE_BOUND_SECONDS * 1000:.0f} ms: x{seconds / HOSTILE_BOUND_SECONDS:.2f}"
-    )
+    name, cpu, wall = slowest_hostile()
+    print(f"slowest hostile file: {name} {cpu * 1000:.1f} ms CPU, {wall * 1000:.1f} ms wall")
+    print(f"  vs bound {HOSTILE_BOUND_SECONDS * 1000:.0f} ms: x{cpu / HOSTILE_BOUND_SECONDS:.2f}")
 
 
 if __name__ == "__main__":
