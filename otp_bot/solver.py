@@ -73,7 +73,7 @@ class AccountWorker(DraftSteps):
         if existing is not None:
             return existing
         fresh = new_draft(self.account_id, draft_id, self.clock(), options, checkpoint)
-        draft = self.store.insert_draft(fresh)
+        draft = self.records.insert_draft(fresh)
         if draft != fresh:
             return draft  # added meanwhile by another caller
         self._log.info("draft_added", draft_id=draft_id, checkpoint=checkpoint)

@@ -19,7 +19,7 @@ from otp_bot.extract import Evidence, extract
 from otp_bot.logs import remember_sensitive
 from otp_bot.mailbox import IncomingMail
 from otp_bot.match import StoredEvidence
-from otp_bot.store import Store
+from otp_bot.store_evidence import EvidenceStore
 
 log = structlog.get_logger(__name__)
 
@@ -30,7 +30,7 @@ class MailIntake:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: EvidenceStore,
         clock: Callable[[], datetime],
         wake: asyncio.Event,
     ) -> None:

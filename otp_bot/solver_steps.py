@@ -38,6 +38,8 @@ from otp_bot.postpress import PostpressClient, PublishOptions
 from otp_bot.respond import Outcome, react
 from otp_bot.solver_mail import MailIntake
 from otp_bot.store import Store
+from otp_bot.store_drafts import DraftStore
+from otp_bot.store_evidence import EvidenceStore
 
 if TYPE_CHECKING:
     from otp_bot.mailbox import IncomingMail, MailboxWatcher
@@ -81,7 +83,9 @@ class DraftSteps:
         self.mailbox: MailboxWatcher | None = None
         self.on_change: Callable[[Draft], None] | None = None
         self.wake = asyncio.Event()  # set when there may be something to do
-        self._intake = MailIntake(settings, store, clock, self.wake)
+        self.records = DraftStore(store)
+        self.evidence = EvidenceStore(store)
+        self._intake = MailIntake(settings, self.evidence, clock, self.wake)
         self._chores: set[asyncio.Task[None]] = set()  # after_use calls in flight
         self._log = log.bind(account_id=self.account_id)
         self._skew = timedelta(seconds=settings.clock_skew)
@@ -89,10 +93,10 @@ class DraftSteps:
 
     def drafts(self, *, pending: bool = False) -> list[Draft]:
         """The account's drafts in queue order (``pending``: not yet terminal)."""
-        return self.store.load_drafts(self.account_id, pending=pending)
+        return self.records.load_drafts(self.account_id, pending=pending)
 
     def draft(self, draft_id: str) -> Draft | None:
-        found = self.store.load_drafts(self.account_id, draft_id)
+        found = self.records.load_drafts(self.account_id, draft_id)
         return found[0] if found else None
 
     async def step(self) -> float:
@@ -108,7 +112,7 @@ class DraftSteps:
             if queued.checkpoint is not None:  # registered while the slot was taken
                 self._commit(queued, GotCheckpoint(queued.checkpoint, issued_at=queued.since))
             else:
-                self.store.forget_evidence(self.account_id, self.clock() - EVIDENCE_RETENTION)
+                self.evidence.forget_evidence(self.account_id, self.clock() - EVIDENCE_RETENTION)
                 self._commit(queued, StartPublish(new_key()))
             return 0
         if current.state is State.PUBLISHING:
@@ -131,7 +135,7 @@ class DraftSteps:
         self._react(draft, outcome)
 
     async def _submit(self, draft: Draft) -> None:
-        value = self.store.input_value(self.account_id, draft.input_hash or "")
+        value = self.evidence.input_value(self.account_id, draft.input_hash or "")
         if value is None:  # cannot happen: the input is stored with the transition
             self._commit(draft, Fail("input_lost", "the input in flight is not in the store"))
             return
@@ -176,17 +180,17 @@ class DraftSteps:
         return 0
 
     def _next_input(self, checkpoint: str, since: datetime) -> Candidate | None:
-        evidence = self.store.fresh_evidence(self.account_id, window_start(since, self._skew))
+        evidence = self.evidence.fresh_evidence(self.account_id, window_start(since, self._skew))
         found = candidates(
             evidence,
             checkpoint=checkpoint,
             since=since,
             skew=self._skew,
             order=[form.value for form in self.settings.verification_input_order],
-            remembered=self.store.verification_form(self.account_id),
+            remembered=self.evidence.verification_form(self.account_id),
         )
         hashes = (c.hash for c in found)
-        used = self.store.used_inputs(self.account_id, hashes, self.clock() - USED_INPUT_MEMORY)
+        used = self.evidence.used_inputs(self.account_id, hashes, self.clock() - USED_INPUT_MEMORY)
         return first_unused(found, used)
 
     # --- side effects of transitions -------------------------------------------
@@ -202,7 +206,7 @@ class DraftSteps:
     ) -> Draft:
         """Advance the draft and commit the move (with its history line) before anything else."""
         moved = advance(draft, event, self.clock())
-        self.store.save_transition(draft, moved, event, use=use, accepted=accepted, spent=spent)
+        self.records.save_transition(draft, moved, event, use=use, accepted=accepted, spent=spent)
         emit = self._log.warning if moved.state is State.FAILED else self._log.info
         emit(
             "draft_transition",

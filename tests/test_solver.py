@@ -24,6 +24,8 @@ from otp_bot.simulator import Simulator
 from otp_bot.simulator_script import Fault, Script
 from otp_bot.solver import AccountWorker
 from otp_bot.store import Store
+from otp_bot.store_drafts import DraftStore
+from otp_bot.store_evidence import EvidenceStore
 from tests.dovecot import Dovecot
 from tests.mailbox_helpers import settings_for
 
@@ -52,6 +54,8 @@ class Harness:
             **settings,
         )
         self.store = Store(self.settings.state_db)
+        self.records = DraftStore(self.store)
+        self.evidence = EvidenceStore(self.store)
         self.client = PostpressClient(
             base_url=base_url,
             api_key=API_KEY,
@@ -169,10 +173,10 @@ async def test_plain_otp_is_solved_from_the_mail(make: Callable[..., Harness]) -
     assert (draft.job_state, draft.error) == ("active", None)
     assert draft.job_id
     assert h.inputs("D-otp") == [h.mails("D-otp")[0].code]
-    events = [e["event"] for e in h.store.draft_history(ACCOUNT, "D-otp")]
+    events = [e["event"] for e in h.records.draft_history(ACCOUNT, "D-otp")]
     assert events == ["added", "start_publish", "got_checkpoint", "submit", "got_published"]
     code = h.mails("D-otp")[0].code
-    assert all(code not in str(e) for e in h.store.draft_history(ACCOUNT, "D-otp"))
+    assert all(code not in str(e) for e in h.records.draft_history(ACCOUNT, "D-otp"))
     # Once answered, neither the code nor its e-mail's evidence lingers in the store.
     assert [r["value"] for r in h.store.query("SELECT value FROM used_input")] == [""]
     assert [tuple(r) for r in h.store.query("SELECT code, link FROM evidence")] == [(None, None)]
@@ -188,7 +192,7 @@ async def test_chain_email_verification_then_otp(make: Callable[..., Harness]) -
     assert draft.state is State.PUBLISHED
     verify, otp = h.mails("D-chain")
     assert h.inputs("D-chain") == [verify.link, otp.code]
-    assert h.store.verification_form(ACCOUNT) == "link"
+    assert h.evidence.verification_form(ACCOUNT) == "link"
 
 
 async def test_link_rejected_then_pin_accepted_and_remembered(
@@ -203,7 +207,7 @@ async def test_link_rejected_then_pin_accepted_and_remembered(
     assert (await h.reaches("D-pin1", State.PUBLISHED, State.FAILED)).state is State.PUBLISHED
     first = h.mails("D-pin1")[0]
     assert h.inputs("D-pin1") == [first.link, first.code]
-    assert h.store.verification_form(ACCOUNT) == "pin"
+    assert h.evidence.verification_form(ACCOUNT) == "pin"
     await h.worker.add_draft("D-pin2")
     assert (await h.reaches("D-pin2", State.PUBLISHED, State.FAILED)).state is State.PUBLISHED
     assert h.inputs("D-pin2") == [h.mails("D-pin2")[0].code]
@@ -235,7 +239,7 @@ async def test_expired_link_publishes_again(make: Callable[..., Harness]) -> Non
     first, second = h.mails("D-exp")
     assert h.inputs("D-exp") == [first.link, second.link]
     assert draft.republishes == 1
-    details = [e["detail"] for e in h.store.draft_history(ACCOUNT, "D-exp")]
+    details = [e["detail"] for e in h.records.draft_history(ACCOUNT, "D-exp")]
     assert "publish again: errors/expired_link" in details
 
 
@@ -320,7 +324,7 @@ async def test_decoy_is_rejected_and_the_genuine_code_used(make: Callable[..., H
     with capture_logs() as logs:
         await h.feed(decoy)
     assert [(e["event"], e["log_level"]) for e in logs] == [("mail_rejected", "info")]
-    assert h.store.fresh_evidence(ACCOUNT, datetime(2000, 1, 1, tzinfo=UTC)) == []
+    assert h.evidence.fresh_evidence(ACCOUNT, datetime(2000, 1, 1, tzinfo=UTC)) == []
     await h.feed(genuine)
     draft = await h.reaches("D-decoy", State.PUBLISHED, State.FAILED)
     assert draft.state is State.PUBLISHED
@@ -386,10 +390,10 @@ async def test_add_draft_is_idempotent_and_checks_input(make: Callable[..., Harn
 def seed(h: Harness, draft_id: str, *events: d.Event, use: Candidate | None = None) -> Draft:
     """Leave the store as a killed worker would have: the draft after these events."""
     now = datetime.now(UTC)
-    draft = h.store.insert_draft(d.new_draft(ACCOUNT, draft_id, now))
+    draft = h.records.insert_draft(d.new_draft(ACCOUNT, draft_id, now))
     for event in events:
         moved = d.advance(draft, event, now)
-        h.store.save_transition(
+        h.records.save_transition(
             draft, moved, event, use=use if isinstance(event, d.Submit) else None
         )
         draft = moved
@@ -459,7 +463,7 @@ async def test_restart_in_awaiting_code_uses_stored_evidence(make: Callable[...,
     draft = await h.reaches("D-ra", State.PUBLISHED, State.FAILED)
     assert draft.state is State.PUBLISHED
     assert h.inputs("D-ra") == [h.mails("D-ra")[0].code]
-    history = h.store.draft_history(ACCOUNT, "D-ra")
+    history = h.records.draft_history(ACCOUNT, "D-ra")
     assert [e["event"] for e in history][-2:] == ["submit", "got_published"]
     assert seeded.since is not None
 
@@ -484,7 +488,7 @@ async def test_restart_in_submitting_resends_the_same_input(make: Callable[..., 
     answer = await h.client.publish("D-rs")
     assert isinstance(answer, Checkpoint)
     code = h.mails("D-rs")[0].code
-    evidence_id = h.store.add_evidence(
+    evidence_id = h.evidence.add_evidence(
         ACCOUNT, StoredEvidence(0, datetime.now(UTC), code, None), datetime.now(UTC)
     )
     assert evidence_id is not None
@@ -510,7 +514,7 @@ async def test_restart_in_submitting_before_the_send(make: Callable[..., Harness
     answer = await h.client.publish("D-rs2")
     assert isinstance(answer, Checkpoint)
     code = h.mails("D-rs2")[0].code
-    evidence_id = h.store.add_evidence(
+    evidence_id = h.evidence.add_evidence(
         ACCOUNT, StoredEvidence(0, datetime.now(UTC), code, None), datetime.now(UTC)
     )
     assert evidence_id is not None
@@ -523,7 +527,7 @@ async def test_restart_in_submitting_before_the_send(make: Callable[..., Harness
     assert draft.state is State.PUBLISHED
     assert h.inputs("D-rs2") == [code]
     since = datetime.now(UTC) - timedelta(days=1)
-    assert h.store.used_inputs(ACCOUNT, [chosen.hash], since) == {chosen.hash}
+    assert h.evidence.used_inputs(ACCOUNT, [chosen.hash], since) == {chosen.hash}
 
 
 async def test_stop_returns_promptly_while_waiting(make: Callable[..., Harness]) -> None:
