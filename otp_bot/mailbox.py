@@ -20,10 +20,9 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 from typing import TypeVar
 
@@ -32,7 +31,8 @@ import structlog
 from otp_bot.config import MailAction, Settings
 from otp_bot.errors import MailboxAuthError, MailboxError
 from otp_bot.mailbox_auth import TokenSource
-from otp_bot.mailbox_reading import Fetched, fetch_new, window_start
+from otp_bot.mailbox_handoff import Handoff, MailHandler
+from otp_bot.mailbox_reading import IncomingMail, fetch_new, window_start
 from otp_bot.mailbox_session import FolderState, Session
 from otp_bot.store import Store, Watermark
 
@@ -52,17 +52,7 @@ AFTER_USE_WAIT = 30.0
 
 T = TypeVar("T")
 
-
-@dataclass(frozen=True, slots=True)
-class IncomingMail:
-    uidvalidity: int
-    uid: int
-    raw: bytes  # whole message (<= imap_max_message_bytes), or headers only
-    complete: bool  # False: headers only (not from linkedin.com) or truncated
-    internal_date: datetime | None  # tz-aware UTC INTERNALDATE
-
-
-MailHandler = Callable[[IncomingMail], Awaitable[None]]
+__all__ = ["IncomingMail", "MailHandler", "MailboxReport", "MailboxWatcher", "check_mailbox"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +75,15 @@ class MailboxWatcher:
         self.state = "stopped"
         self._settings = settings
         self._store = store
-        self._handler = handler
         self._tokens = (
             TokenSource(settings.imap_oauth2_token_command, settings.imap_oauth2_token_lifetime)
             if settings.imap_oauth2_token_command
             else None
         )
         self._log = log.bind(account_id=settings.account_id, folder=settings.imap_folder)
+        self._handoff = Handoff(
+            store, settings.account_id, settings.imap_folder, handler, self._log
+        )
         self._pending: deque[tuple[IncomingMail, asyncio.Future[None]]] = deque()
         self._executor: ThreadPoolExecutor | None = None
         self._session: Session | None = None
@@ -190,44 +182,17 @@ class MailboxWatcher:
             raise MailboxError("no watermark after start-up")
         session = self._require_session()
         uids = await self._call(session.search_above, mark.last_uid)
-        handed = 0
+        total = 0
         for index in range(0, len(uids), CHUNK):
             chunk = uids[index : index + CHUNK]
-            batch = await self._call(
-                fetch_new, session, chunk, self._settings.imap_max_message_bytes
-            )
-            for fetched in batch:
-                if self._stop.is_set() or not await self._hand_off(mark.uidvalidity, fetched):
-                    return handed
-                handed += 1
-            # Messages expunged between SEARCH and FETCH are passed over too.
-            self._set_watermark(Watermark(mark.uidvalidity, chunk[-1]))
-        return handed
-
-    async def _hand_off(self, uidvalidity: int, fetched: Fetched) -> bool:
-        mail = IncomingMail(
-            uidvalidity=uidvalidity,
-            uid=fetched.uid,
-            raw=fetched.raw,
-            complete=fetched.complete,
-            internal_date=fetched.internal_date,
-        )
-        account, folder = self._settings.account_id, self._settings.imap_folder
-        mark = Watermark(uidvalidity, mail.uid)
-        if fetched.message_id and self._store.message_seen(account, fetched.message_id):
-            self._log.info("mailbox_duplicate_skipped", uid=mail.uid)
-            self._store.set_watermark(account, folder, mark)
-            return True
-        self._log.info(
-            "mailbox_message", uid=mail.uid, candidate=fetched.candidate, size=fetched.size
-        )
-        try:
-            await self._handler(mail)
-        except Exception:  # noqa: BLE001 - a handler bug must not stop the watcher
-            self._log.exception("mailbox_handler_failed", uid=mail.uid)
-            return False
-        self._store.record_handled(account, folder, mark, fetched.message_id)
-        return True
+            limit = self._settings.imap_max_message_bytes
+            batch = await self._call(fetch_new, session, chunk, limit)
+            through = Watermark(mark.uidvalidity, chunk[-1])
+            handed, done = await self._handoff.deliver(batch, through, self._stop)
+            total += handed
+            if not done:
+                break
+        return total
 
     # --- used mail ----------------------------------------------------------------
 

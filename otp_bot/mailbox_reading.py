@@ -24,13 +24,21 @@ MAX_MESSAGE_ID = 998
 
 
 @dataclass(frozen=True, slots=True)
-class Fetched:
+class IncomingMail:
+    """One message as the bot receives it."""
+
+    uidvalidity: int
     uid: int
-    raw: bytes
-    complete: bool
+    raw: bytes  # whole message (<= imap_max_message_bytes), or headers only
+    complete: bool  # False: headers only (not from linkedin.com) or truncated
+    internal_date: datetime | None  # tz-aware UTC INTERNALDATE
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    mail: IncomingMail
     candidate: bool
     size: int  # RFC822.SIZE as the server reported it
-    internal_date: datetime | None
     message_id: str | None
 
 
@@ -63,18 +71,15 @@ def fetch_new(session: Session, uids: list[int], limit: int) -> list[Fetched]:
             if body is None:  # expunged meanwhile
                 continue
             raw, complete = body
-        fetched.append(
-            Fetched(
-                uid=item.uid,
-                raw=raw,
-                complete=complete,
-                candidate=candidate,
-                size=item.size,
-                internal_date=item.internal_date,
-                message_id=message_id,
-            )
+        mail = IncomingMail(
+            uidvalidity=session.state.uidvalidity,
+            uid=item.uid,
+            raw=raw,
+            complete=complete,
+            internal_date=item.internal_date,
         )
-    return sorted(fetched, key=lambda f: f.uid)
+        fetched.append(Fetched(mail, candidate, item.size, message_id))
+    return sorted(fetched, key=lambda f: f.mail.uid)
 
 
 def window_start(session: Session, lookback: float) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -201,15 +201,15 @@ class Store:
             _write_watermark(db, account_id, folder, mark)
 
     def record_handled(
-        self, account_id: str, folder: str, mark: Watermark, message_id: str | None
+        self, account_id: str, folder: str, mark: Watermark, message_ids: Iterable[str]
     ) -> None:
-        """One message was handed off: its Message-ID and the new watermark, atomically."""
+        """Messages were handed off: their Message-IDs and the new watermark, atomically."""
+        now = utcnow_text()
         with self.transaction() as db:
-            if message_id:
-                db.execute(
-                    "INSERT OR IGNORE INTO seen_message VALUES (?, ?, ?)",
-                    (account_id, message_id, utcnow_text()),
-                )
+            db.executemany(
+                "INSERT OR IGNORE INTO seen_message VALUES (?, ?, ?)",
+                [(account_id, message_id, now) for message_id in message_ids],
+            )
             _write_watermark(db, account_id, folder, mark)
 
     def message_seen(self, account_id: str, message_id: str) -> bool:

@@ -87,6 +87,7 @@ class Dovecot:
     tls: bool = False  # also listen for implicit TLS on ``tls_port``
     idle: bool = True  # advertise IDLE
     mechanisms: str = "plain login"  # e.g. "plain login xoauth2" (the password doubles as token)
+    extra_config: tuple[str, ...] = ()  # more dovecot.conf lines, e.g. for benchmarks
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="dc-", dir="/tmp")))
     host: str = "127.0.0.1"
     port: int = field(default_factory=free_port)
@@ -146,6 +147,7 @@ class Dovecot:
             lines.append("ssl = no")
         if not self.idle:
             lines.append("imap_capability = IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS UIDPLUS")
+        lines += self.extra_config
         (self.root / "dovecot.conf").write_text("\n".join(lines) + "\n")
         users = "".join(f"{u}:{{PLAIN}}{self.password}\n" for u in self.users)
         (self.root / "users").write_text(users)
