@@ -12,6 +12,7 @@ import binascii
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.errors import HeaderParseError
 from email.header import decode_header
 from email.message import Message
 from email.utils import parsedate_to_datetime
@@ -26,6 +27,7 @@ MAX_MESSAGE_BYTES = 1 << 20
 MAX_LINES = 20_000
 MAX_HEADER_CHARS = 2048
 _FIRST_LINES_RE = re.compile(rb"(?:[^\n]*\n){%d}" % MAX_LINES)
+_ENCODED_WORD_RE = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 # C0 controls and DEL say nothing in a subject; tabs and newlines fold to spaces.
 _CONTROLS = dict.fromkeys([*range(9), *range(11, 32), 127], " ")
 
@@ -69,16 +71,23 @@ def _bounded(raw: bytes) -> bytes:
 
 
 def decode_words(value: str) -> str:
-    """Decode RFC 2047 encoded-words; unknown charsets and bad bytes become U+FFFD."""
+    """Decode RFC 2047 encoded-words; unknown charsets and bad bytes become U+FFFD,
+    and one broken word is dropped without losing the rest of the header."""
+    text = _decode_header(value)
+    if text is None:
+        text = _ENCODED_WORD_RE.sub(lambda word: _decode_header(word.group()) or "", value)
+    return " ".join(text.translate(_CONTROLS).split())
+
+
+def _decode_header(value: str) -> str | None:
     try:
         chunks = decode_header(value)
-    except (ValueError, LookupError, AssertionError, binascii.Error):
-        return " ".join(value.split())
-    text = "".join(
+    except (HeaderParseError, ValueError, LookupError, AssertionError, binascii.Error):
+        return None
+    return "".join(
         chunk if isinstance(chunk, str) else decode_bytes(chunk, charset)
         for chunk, charset in chunks
     )
-    return " ".join(text.translate(_CONTROLS).split())
 
 
 def _header_text(value: object) -> str:

@@ -814,6 +814,14 @@ case(
     **trusted("626262", subject="=ZZ Your code is 626262"),
 )
 
+case(
+    "hostile_broken_base64_word",
+    headers("=?utf-8?Q?Your_code_is?= 626262 =?x-none?B?:AAA?=")
+    + part("text/plain", "nothing here\n"),
+    "an encoded-word whose base64 cannot decode is dropped; the rest of the subject is read",
+    **trusted("626262", subject="Your code is 626262"),
+)
+
 
 def main() -> None:
     """Write every case; remove stale files of cases that no longer exist."""
