@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, get_args
 
 
 class State(StrEnum):
@@ -261,15 +261,7 @@ TRANSITIONS: dict[tuple[State, type[Event]], State] = {
     (_S, Republish): _P,
     (_S, Fail): State.FAILED,
 }
-EVENT_TYPES: tuple[type[Event], ...] = (
-    StartPublish,
-    Republish,
-    GotCheckpoint,
-    GotPublished,
-    Submit,
-    SolutionRejected,
-    Fail,
-)
+EVENT_TYPES: tuple[type[Event], ...] = get_args(Event)
 
 
 class IllegalTransition(Exception):
