@@ -33,6 +33,9 @@ test: venv dovecot
 demo: venv dovecot
 	$(PY) deploy/demo/demo.py
 
+soak: venv dovecot
+	$(PY) bench/soak.py --drafts 200 --accounts 2
+
 lint: venv
 	$(VENV)/bin/ruff check otp_bot tests bench
 	$(VENV)/bin/ruff format --check otp_bot tests bench
