@@ -164,10 +164,10 @@ def transfer_decode(data: bytes, encoding: str) -> bytes:
 
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
-    """Decode with the declared charset; unknown charsets fall back to UTF-8."""
+    """Decode with the declared charset; unknown or poisonous ones fall back to UTF-8."""
     try:
         return data.decode(charset or "utf-8", errors="replace")
-    except LookupError:
+    except (LookupError, ValueError):  # "undefined" raises, a NUL in the name too
         return data.decode("utf-8", errors="replace")
 
 

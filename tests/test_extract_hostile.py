@@ -72,7 +72,7 @@ _CTYPES = [
     "multipart/",
 ]
 _ENCODINGS = ["", "base64", "quoted-printable", "8bit", "x-uuencode", "BASE64 "]
-_CHARSETS = ["utf-8", "iso-8859-1", "x-unknown", "utf-16", "", "windows-1252", '"', "utf-7"]
+_CHARSETS = ["utf-8", "iso-8859-1", "x-unknown", "utf-16", "", '"', "utf-7", "undefined", "rot13"]
 _TEXT = st.text(
     alphabet=st.sampled_from([*"ab 0123456789<>/=&;:\r\n\t-código", "\x00", "é"]),
     max_size=300,

@@ -822,6 +822,14 @@ case(
     **trusted("626262", subject="Your code is 626262"),
 )
 
+case(
+    "hostile_poison_charsets",
+    headers("=?undefined?Q?Your_code_is?= =?rot13?Q?_?= 515253 =?a\x00b?Q?x?=")
+    + "Content-Type: text/plain; charset=undefined\r\n\r\nYour verification code: 515253\r\n",
+    "charsets whose codecs always raise ('undefined'), are not text codecs (rot13) or hold a NUL",
+    **trusted("515253", subject="Your code is 515253 x"),
+)
+
 
 def main() -> None:
     """Write every case; remove stale files of cases that no longer exist."""
