@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -100,3 +102,55 @@ async def until(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(DELIVERY_TIMEOUT):
         while not condition():  # noqa: ASYNC110 - states have no event; polled, bounded
             await asyncio.sleep(0.02)
+
+
+class Blackhole:
+    """A TCP relay to a server that can go silent on its open connections.
+
+    ``freeze()`` makes every connection open at that moment swallow all data
+    in both directions without closing: the bot sees a half-open socket, as
+    after a NAT timeout or a pulled cable. Later connections relay normally.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self.connections = 0
+        self._frozen: list[threading.Event] = []
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def freeze(self) -> None:
+        for flag in self._frozen:
+            flag.set()
+
+    def close(self) -> None:
+        for sock in [self._listener, *self._sockets]:
+            sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self._target)
+            frozen = threading.Event()
+            self.connections += 1
+            self._frozen.append(frozen)
+            self._sockets += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_relay, args=(src, dst, frozen), daemon=True).start()
+
+
+def _relay(src: socket.socket, dst: socket.socket, frozen: threading.Event) -> None:
+    try:
+        while data := src.recv(65536):
+            if not frozen.is_set():
+                dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        if not frozen.is_set():
+            dst.close()

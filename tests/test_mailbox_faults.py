@@ -8,7 +8,14 @@ import pytest
 
 from otp_bot.mailbox import MailboxWatcher
 from tests.dovecot import Dovecot, simple_message
-from tests.mailbox_helpers import Recorder, linkedin_message, running, settings_for, until
+from tests.mailbox_helpers import (
+    Blackhole,
+    Recorder,
+    linkedin_message,
+    running,
+    settings_for,
+    until,
+)
 
 
 @pytest.mark.parametrize("how", ["kill", "stop"])
@@ -64,3 +71,24 @@ def test_watcher_starts_stopped(dovecot: Dovecot, tmp_path: Path) -> None:
     watcher = MailboxWatcher(settings, store, Recorder())
     assert (watcher.state, watcher.watching.is_set()) == ("stopped", False)
     store.close()
+
+
+async def test_half_open_connection_is_replaced(dovecot: Dovecot, tmp_path: Path) -> None:
+    """A connection that goes silent (half-open) is timed out and replaced; no mail is lost."""
+    relay = Blackhole(dovecot.host, dovecot.port)
+    try:
+        settings = settings_for(
+            dovecot, tmp_path, imap_port=relay.port, imap_idle_interval=0.5, imap_timeout=1
+        )
+        recorder = Recorder()
+        async with running(settings, recorder) as watcher:
+            dovecot.append(simple_message("before"))
+            await recorder.wait_for(1)
+            relay.freeze()
+            uid = dovecot.append(linkedin_message("sent into the void"))
+            await recorder.wait_for(2)
+            assert watcher.state == "watching"
+        assert recorder.uids[1] == uid
+        assert relay.connections >= 2
+    finally:
+        relay.close()
