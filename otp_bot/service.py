@@ -41,8 +41,10 @@ log = structlog.get_logger(__name__)
 # After stop, tasks get this long to return before they are cancelled; the
 # whole shutdown (control API and stores included) stays within 3 s.
 STOP_GRACE = 2.0
-# Housekeeping period: STATUS=, READY=, metrics gauges.
+# Housekeeping period: STATUS=, WATCHDOG=, metrics gauges ...
 TICK = 0.5
+# ... and, until READY=1 is sent, how often readiness is looked at (start fast).
+READY_TICK = 0.05
 
 
 async def run(
@@ -218,7 +220,7 @@ async def _housekeeping(
             notifier.watchdog()
             last_ping = time.monotonic()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), min(TICK, ping or TICK))
+            await asyncio.wait_for(stop.wait(), min(TICK, ping or TICK) if ready else READY_TICK)
 
 
 def _progressing(accounts: Sequence[Account]) -> bool:

@@ -62,7 +62,9 @@ def fault(kind: str, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    "job_state", ["active", "review", "draft", "closed", "paused"], ids=lambda s: f"job-{s}"
+    "job_state",
+    ["review", "closed"],
+    ids=lambda s: f"job-{s}",  # "active": in every other test
 )
 def test_published_with_any_job_state(stack: Stack, job_state: str) -> None:
     """200 Published (any job_state): published, job_state and job_id recorded."""

@@ -77,7 +77,7 @@ def test_sigkill_while_awaiting_code(stack: Stack) -> None:
 def test_sigkill_after_extraction_before_the_answer(stack: Stack) -> None:
     """Killed with the input chosen and its request in flight: the same input, same key, again."""
     sim, daemon = start(stack)
-    held = {"type": "errors/service_unavailable", "endpoint": "checkpoint", "delay": 5.0}
+    held = {"type": "errors/service_unavailable", "endpoint": "checkpoint", "delay": 3.0}
     sim.script("d-kill-submit", checkpoints=["OTP"], faults=[held])
     daemon.client.publish("d-kill-submit")
     daemon.wait_state("d-kill-submit", "submitting")
