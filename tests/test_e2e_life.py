@@ -7,6 +7,7 @@ was sent under two different Idempotency-Keys.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -185,3 +186,26 @@ def test_two_accounts_one_broken(stack: Stack) -> None:
     assert not by_id["acc_broken"]["healthy"]
     assert "IMAP login refused" in by_id["acc_broken"]["problem"]
     assert daemon.running
+
+
+def test_second_sigint_forces_exit(stack: Stack) -> None:
+    """A second SIGINT during a slow shutdown (mail server frozen) exits at once with 130."""
+    _sim, daemon = start(stack)
+    server = stack.dovecot
+    assert server is not None
+    assert server._proc is not None
+    group = server._proc.pid
+    os.killpg(group, signal.SIGSTOP)  # our own Dovecot: its LOGOUT now never answers
+    try:
+        daemon.signal(signal.SIGINT)
+        wait_until(
+            "the daemon to begin stopping",
+            lambda: any(line.get("event") == "daemon_stopping" for line in daemon.lines()),
+            5,
+        )
+        daemon.signal(signal.SIGINT)
+        code = daemon.wait(timeout=STOP_BOUND)
+    finally:
+        os.killpg(group, signal.SIGCONT)
+    assert code == 130, daemon.tail()
+    assert any(line.get("event") == "forced_exit" for line in daemon.lines())
