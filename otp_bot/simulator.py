@@ -194,7 +194,9 @@ class Simulator:
             style = state.script.decoy_style
             batch.insert(0, compose(kind, to, now, authserv_id=self._authserv_id, decoy=style))
         if state.script.mail:
-            self._post.send(draft_id, kind, batch, state.script)
+            late = state.take("late_mails")
+            delay = state.script.late_delay if late else state.script.mail_delay
+            self._post.send(draft_id, kind, batch, state.script, delay)
         log.info("sim_checkpoint_issued", draft_id=draft_id, type=kind, mails=len(batch))
         return 200, {
             "object": "LinkedinJobPostingPublishCheckpoint",

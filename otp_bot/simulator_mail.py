@@ -2,7 +2,8 @@
 
 ``Post.send`` delivers one checkpoint's batch (a decoy first, if any, then
 the genuine e-mail) in a background task, following the draft's ``Script``:
-``mail_delay`` before the first APPEND, ``mail_duplicates`` more copies of the
+a delay before the first APPEND (``mail_delay``, or ``late_delay`` for the
+script's ``late_mails``), ``mail_duplicates`` more copies of the
 genuine e-mail (same bytes, same Message-ID) ``duplicate_delay`` apart, and a
 failed APPEND retried for ``mail_retry`` seconds (an MTA's queue while the
 mail server is down). Every e-mail is remembered with when it was issued and
@@ -55,14 +56,16 @@ class Post:
         self.errors: list[str] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def send(self, draft_id: str, kind: str, batch: list[LinkedinMail], script: Script) -> None:
-        """Record the batch as issued and deliver it (if there is a mailbox) in the background."""
+    def send(
+        self, draft_id: str, kind: str, batch: list[LinkedinMail], script: Script, delay: float
+    ) -> None:
+        """Record the batch as issued; deliver it ``delay`` s later (if there is a mailbox)."""
         self.mails.extend((draft_id, mail) for mail in batch)
         for mail in batch:
             self.records[mail.message_id] = MailRecord(kind)
         if self.mailbox is None:
             return
-        task = asyncio.create_task(self._deliver(self.mailbox, draft_id, batch, script))
+        task = asyncio.create_task(self._deliver(self.mailbox, draft_id, batch, script, delay))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -85,10 +88,15 @@ class Post:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _deliver(
-        self, target: MailTarget, draft_id: str, batch: list[LinkedinMail], script: Script
+        self,
+        target: MailTarget,
+        draft_id: str,
+        batch: list[LinkedinMail],
+        script: Script,
+        delay: float,
     ) -> None:
-        if script.mail_delay:
-            await asyncio.sleep(script.mail_delay)  # the scripted mail delay itself
+        if delay:
+            await asyncio.sleep(delay)  # the scripted mail delay itself
         for mail in batch:
             await self._append(target, draft_id, mail, script.mail_retry)
         for _ in range(script.mail_duplicates):

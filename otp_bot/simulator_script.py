@@ -135,6 +135,10 @@ class Script:
     timeout_endpoint: str | None = None  # ... only for "publish" or "checkpoint" requests
     mail: bool = True  # False: the checkpoint's e-mail never comes
     mail_delay: float = 0.0  # seconds between the checkpoint and its e-mail
+    # The e-mails of the next N checkpoints come late_delay seconds late instead
+    # (e.g. after the bot's code timeout: it publishes again, then the old one lands).
+    late_mails: int = 0
+    late_delay: float = 0.0
     # The genuine e-mail is APPENDed this many more times (same bytes, same
     # Message-ID), duplicate_delay seconds apart, as a mail system's retry does.
     mail_duplicates: int = 0
@@ -165,10 +169,17 @@ class Script:
             self.timeout_after_accept,
             self.mail_duplicates,
             self.slow_answers,
+            self.late_mails,
         )
         if self.timeout_endpoint not in (None, "publish", "checkpoint"):
             raise ValueError("timeout_endpoint must be publish, checkpoint or null")
-        delays = (self.mail_delay, self.duplicate_delay, self.mail_retry, self.slow_delay)
+        delays = (
+            self.mail_delay,
+            self.duplicate_delay,
+            self.mail_retry,
+            self.slow_delay,
+            self.late_delay,
+        )
         if min(counts) < 0 or min(delays) < 0:
             raise ValueError("counts and delays must not be negative")
 

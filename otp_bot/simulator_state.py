@@ -44,6 +44,7 @@ class DraftState:
             "expired_links": script.expired_links,
             "timeout_after_accept": script.timeout_after_accept,
             "slow_answers": script.slow_answers,
+            "late_mails": script.late_mails,
         }
         return cls(
             script,

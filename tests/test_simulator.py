@@ -540,3 +540,20 @@ async def test_slow_answers_and_request_times(http: tuple[Simulator, TestClient[
     requests = await (await client.get("/_sim/requests")).json()
     assert requests[0]["outcome"] == "answered"
     assert requests[0]["at"] <= datetime.now(UTC).timestamp()
+
+
+async def test_late_mail_lands_after_the_next_one(dovecot: Dovecot) -> None:
+    """late_mails holds the next checkpoint's e-mail back by late_delay; later ones are prompt."""
+    target = MailTarget(dovecot.host, dovecot.port, dovecot.user, dovecot.password, "none")
+    sim, server = await serve_with_mailbox(target)
+    try:
+        async with TestClient(server) as client:
+            sim.script("late", Script(late_mails=1, late_delay=1.0))
+            await post(client, PUBLISH.format("late"), {"account_id": ACCOUNT})
+            await post(client, PUBLISH.format("late"), {"account_id": ACCOUNT})  # publish again
+            await sim.wait_for_mail()
+    finally:
+        await server.close()
+    first, second = (mail.message_id for _, mail in sim.mails)
+    assert [m["Message-ID"] for m in read_inbox(dovecot)] == [second, first]
+    assert sim.draft("late")["late_mails"] == 0
