@@ -209,3 +209,22 @@ def test_second_sigint_forces_exit(stack: Stack) -> None:
         os.killpg(group, signal.SIGCONT)
     assert code == 130, daemon.tail()
     assert any(line.get("event") == "forced_exit" for line in daemon.lines())
+
+
+def test_sigterm_with_a_hung_mail_server_still_stops_in_time(stack: Stack) -> None:
+    """The mail server stops answering mid-session: SIGTERM still ends the daemon within 3 s."""
+    _sim, daemon = start(stack)
+    server = stack.dovecot
+    assert server is not None
+    assert server._proc is not None
+    group = server._proc.pid
+    os.killpg(group, signal.SIGSTOP)
+    try:
+        daemon.signal(signal.SIGTERM)
+        try:
+            code = daemon.wait(timeout=STOP_BOUND)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the daemon did not stop within {STOP_BOUND} s\n{daemon.tail()}")
+    finally:
+        os.killpg(group, signal.SIGCONT)
+    assert code == 0, daemon.tail()
