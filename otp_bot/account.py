@@ -141,6 +141,16 @@ class Account:
             "problem": problem,
         }
 
+    def progressing(self) -> bool:
+        """The mailbox loop made progress recently (systemd's watchdog is fed only then).
+
+        A refused IMAP login counts as progressing: restarting the daemon
+        cannot fix a password, and the restart would stop the healthy accounts.
+        """
+        if self.watcher.state == "auth_failed":
+            return True
+        return self.crashed is None and self.progress_age() <= self.settings.health_max_stale
+
     def settled(self) -> bool:
         """The mailbox is watched, or the account is stuck in a known, reported way."""
         return (

@@ -59,14 +59,9 @@ async def run(
     notifier = notifier or Notifier.from_env(environ)
     stop = stop or asyncio.Event()
     metrics = Metrics()
-    with _signals(stop), contextlib.ExitStack() as stores:
-        by_path: dict[Path, Store] = {}
-        for settings in settings_list:
-            if settings.state_db not in by_path:
-                by_path[settings.state_db] = stores.enter_context(
-                    contextlib.closing(Store(settings.state_db))
-                )
-        accounts = [Account(s, by_path[s.state_db], metrics) for s in settings_list]
+    with _signals(stop), contextlib.ExitStack() as closing:
+        stores = _open_stores(settings_list, closing)
+        accounts = [Account(s, stores[s.state_db], metrics) for s in settings_list]
         servers = _control_servers(accounts, metrics)
         try:
             for server in servers:
@@ -82,19 +77,23 @@ async def run(
     return 0
 
 
+def _open_stores(settings_list: Sequence[Settings], closing: contextlib.ExitStack) -> dict[
+    Path, Store]:  # fmt: skip
+    """One Store per state database; accounts sharing a state directory share it."""
+    stores: dict[Path, Store] = {}
+    for settings in settings_list:
+        if settings.state_db not in stores:
+            store = Store(settings.state_db)
+            closing.callback(store.close)
+            stores[settings.state_db] = store
+    return stores
+
+
 def _check(settings_list: Sequence[Settings]) -> None:
     if not settings_list:
         raise ConfigError("no account configured")
     for s in settings_list:
-        # The mailbox loop reports progress when IDLE (or a poll) returns.
-        quiet = max(s.imap_idle_interval, s.imap_poll_interval) + s.imap_timeout
-        if s.health_max_stale <= quiet:
-            log.warning(
-                "health_max_stale_too_short",
-                account_id=s.account_id,
-                health_max_stale=s.health_max_stale,
-                should_exceed=quiet,
-            )
+        _warn_health_bound(s)
     ids = [s.account_id for s in settings_list]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
@@ -109,6 +108,18 @@ def _check(settings_list: Sequence[Settings]) -> None:
             raise ConfigError(
                 f"OTP_BOT_CONTROL_TOKEN: the accounts sharing {addr} must use the same token"
             )
+
+
+def _warn_health_bound(s: Settings) -> None:
+    # The mailbox loop reports progress each time IDLE (or a poll) returns.
+    quiet = max(s.imap_idle_interval, s.imap_poll_interval) + s.imap_timeout
+    if s.health_max_stale <= quiet:
+        log.warning(
+            "health_max_stale_too_short",
+            account_id=s.account_id,
+            health_max_stale=s.health_max_stale,
+            should_exceed=quiet,
+        )
 
 
 def _control_servers(accounts: Sequence[Account], metrics: Metrics) -> list[ControlServer]:
@@ -216,24 +227,11 @@ async def _housekeeping(
         if ready and status != (status := status_line(accounts)):
             notifier.status(status)
         due = ping is not None and time.monotonic() - last_ping >= ping
-        if ready and due and _progressing(accounts):
+        if ready and due and all(a.progressing() for a in accounts):
             notifier.watchdog()
             last_ping = time.monotonic()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), min(TICK, ping or TICK) if ready else READY_TICK)
-
-
-def _progressing(accounts: Sequence[Account]) -> bool:
-    """Every mailbox loop that can run has made progress recently.
-
-    An account whose IMAP login is refused is left out: restarting the
-    daemon cannot fix a password, and it would stop the healthy accounts.
-    """
-    return all(
-        a.crashed is None and a.progress_age() <= a.settings.health_max_stale
-        for a in accounts
-        if a.watcher.state != "auth_failed"
-    )
 
 
 def status_line(accounts: Sequence[Account]) -> str:
