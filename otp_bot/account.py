@@ -16,10 +16,11 @@ from typing import Any, cast
 import structlog
 
 from otp_bot.config import Settings
+from otp_bot.drafts import Draft
 from otp_bot.errors import ApiError, ExpiredLink, InvalidSolution
 from otp_bot.extract import extract
 from otp_bot.mailbox import IncomingMail, MailboxWatcher
-from otp_bot.metrics import Metrics
+from otp_bot.metrics import Metrics, count_states
 from otp_bot.postpress import Answer, PostpressClient, Published
 from otp_bot.solver import AccountWorker
 from otp_bot.store import Store
@@ -82,6 +83,8 @@ class Account:
         self.crashed: str | None = None  # set when one of its tasks died
         self.client = MeteredClient.metered(settings, metrics)
         self.worker = AccountWorker(settings, store, self.client)
+        self.worker.on_change = self._on_change
+        self._counts: Mapping[str, int] | None = None  # drafts per state, until a change
         self.watcher = MailboxWatcher(settings, store, self._on_mail)
         self.worker.mailbox = self.watcher
         self._trusted_ids = frozenset(settings.trusted_authserv_ids)
@@ -111,7 +114,17 @@ class Account:
         self, draft_id: str, options: Mapping[str, Any] | None, checkpoint: str | None
     ) -> JsonDict:
         draft = await self.worker.add_draft(draft_id, options, checkpoint)
+        self._counts = None
         return draft.to_dict()
+
+    def _on_change(self, _draft: Draft) -> None:
+        self._counts = None
+
+    def counts(self) -> Mapping[str, int]:
+        """Drafts per state; read from the store only after a change (cheap to ask often)."""
+        if self._counts is None:
+            self._counts = count_states(d.state.value for d in self.worker.drafts())
+        return self._counts
 
     def progress_age(self) -> float:
         """Seconds since the mailbox loop last made progress (or since start)."""
@@ -160,11 +173,8 @@ class Account:
             or self.worker.account_error is not None
         )
 
-    def states(self) -> list[str]:
-        return [str(d["state"]) for d in self.drafts()]
-
     def refresh_metrics(self) -> None:
-        self.metrics.set_drafts(self.account_id, self.states())
+        self.metrics.set_drafts(self.account_id, self.counts())
         age = self.progress_age()
         self.metrics.set_health(
             self.account_id, up=self.problem() is None, last_progress_unix=time.time() - age

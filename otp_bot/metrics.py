@@ -90,8 +90,7 @@ class Metrics:
     def latency(self, account: str, seconds: float) -> None:
         self.email_to_submit.labels(account=account).observe(max(0.0, seconds))
 
-    def set_drafts(self, account: str, states: Iterable[str]) -> None:
-        counts = count_states(states)
+    def set_drafts(self, account: str, counts: Mapping[str, int]) -> None:
         for state, count in counts.items():
             self.drafts.labels(account=account, state=state).set(count)
 

@@ -20,7 +20,7 @@ import functools
 import os
 import signal
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from otp_bot.config import Settings
 from otp_bot.control import ControlServer, check_bind
 from otp_bot.errors import ConfigError
 from otp_bot.logs import bind
-from otp_bot.metrics import Metrics, count_states
+from otp_bot.metrics import DRAFT_STATES, Metrics
 from otp_bot.notify import Notifier, watchdog_period
 from otp_bot.store import Store
 
@@ -237,8 +237,10 @@ async def _housekeeping(
 def status_line(accounts: Sequence[Account]) -> str:
     """``watching; 2 awaiting_code, 5 published`` (systemctl status shows it)."""
     mailboxes = sorted({a.watcher.state for a in accounts})
-    counts = count_states(s for a in accounts for s in a.states())
-    shown = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+    counts: Counter[str] = Counter()
+    for account in accounts:
+        counts.update(account.counts())
+    shown = ", ".join(f"{counts[state]} {state}" for state in DRAFT_STATES if counts[state])
     problems = [a.account_id for a in accounts if a.problem()]
     text = "/".join(mailboxes) + "; " + (shown or "no drafts")
     return text + (f"; unhealthy: {', '.join(problems)}" if problems else "")
