@@ -126,6 +126,17 @@ def test_invalid_solution_then_fresh_code(stack: Stack) -> None:
     assert_no_input_reused(sim, "d-invalid")
 
 
+def test_refused_link_then_the_pin_of_the_same_mail(stack: Stack) -> None:
+    """401 invalid_checkpoint_solution for the link: the same e-mail's PIN is tried next."""
+    sim, daemon = start(stack)
+    sim.script("d-form", checkpoints=["EMAIL_VERIFICATION"], accept=["pin"])
+    draft = publish_and_wait(daemon, "d-form")
+    assert draft["state"] == "published", draft
+    [mail] = sim.mails("d-form")  # no second e-mail was needed
+    assert [value for value, _ in inputs(sim, "d-form")] == [mail["link"], mail["code"]]
+    assert_no_input_reused(sim, "d-form")
+
+
 def test_decoy_before_genuine_mail_is_ignored(stack: Stack) -> None:
     """A spoofed LinkedIn e-mail that arrives first is never submitted."""
     sim, daemon = start(stack)
