@@ -29,7 +29,7 @@ import secrets
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ for _path in (ROOT, ROOT / "bench"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from soak_plan import FaultPlan, Schedule, plan  # noqa: E402 - after the path set-up above
+from soak_plan import CODE_TIMEOUT, FaultPlan, Schedule, plan  # noqa: E402 - after the path set-up above
 from soak_probe import Probe, rss_kb  # noqa: E402
 
 from otp_bot.control_client import ControlClient, ControlError  # noqa: E402
@@ -52,11 +52,11 @@ DAEMON_SETTINGS = {
     "OTP_BOT_API_TIMEOUT": "3",  # slow faults (4-5 s) time out, slow answers (<= 2.5 s) do not
     "OTP_BOT_API_RETRY_ATTEMPTS": "10",
     "OTP_BOT_API_RETRY_MAX_TIME": "90",
-    "OTP_BOT_CODE_TIMEOUT": "45",  # above the longest mail delay plus a Dovecot outage
+    "OTP_BOT_CODE_TIMEOUT": str(CODE_TIMEOUT),  # see soak_plan
     "OTP_BOT_REPUBLISH_LIMIT": "2",
     "OTP_BOT_IMAP_TIMEOUT": "5",
     "OTP_BOT_IMAP_BACKOFF_MAX": "2",  # reconnect within ~2 s of Dovecot's return
-    "OTP_BOT_HEALTH_MAX_STALE": "120",
+    "OTP_BOT_HEALTH_MAX_STALE": "600",  # above the IDLE interval, as the daemon asks
 }
 TERMINAL = ("published", "failed")
 # The control API is polled this often while the last drafts finish.
@@ -260,12 +260,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="default: random (printed)")
     parser.add_argument("--short", action="store_true", help="the <= 2 min version (make test)")
     parser.add_argument("--limit", type=float, default=None, help="seconds (default 540 / 100)")
+    parser.add_argument(
+        "--late-mail",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="also let this share of drafts get an e-mail that lands after the code timeout",
+    )
     args = parser.parse_args(argv)
     if not dc.available():
         print("soak: dovecot is not installed (make dovecot)", file=sys.stderr)
         return 2
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
-    faults = FaultPlan.short() if args.short else FaultPlan()
+    faults = replace(FaultPlan.short() if args.short else FaultPlan(), late_rate=args.late_mail)
     limit = args.limit or (100.0 if args.short else 540.0)
     report = run_soak(args.drafts, args.accounts, limit, seed, faults)
     print(report.table())

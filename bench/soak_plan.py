@@ -14,17 +14,26 @@ from typing import Any
 API_FAULTS = ("503", "504_after_accept", "429_retry_after", "slow_timeout", "slow_answer")
 MAIL_FAULTS = ("mail_delayed", "mail_duplicated", "decoy")
 KINDS = API_FAULTS + MAIL_FAULTS
+# Opt-in (--late-mail): an e-mail that lands only after the bot gave up on it
+# and published again. Outside the design's matching rules (see the README's
+# reliability section): the bot may submit it for the account's next checkpoint.
+LATE = "mail_late"
 # Mail to a killed Dovecot is retried this long (an MTA's queue); above any outage.
 MAIL_RETRY = 60.0
+# The daemon's OTP_BOT_CODE_TIMEOUT: above the longest prompt mail (delay 6 s,
+# plus a Dovecot outage, a reconnect and a daemon restart); a "mail_late"
+# e-mail comes after it, so the bot publishes again before the old one lands.
+CODE_TIMEOUT = 25.0
 
 
 @dataclass(frozen=True)
 class FaultPlan:
     """How many faults of each kind, and how densely; ``short()`` for the test suite."""
 
-    dovecot_kills: int = 5
-    daemon_kills: int = 8
-    rate: float = 0.08  # each draft gets each fault kind with this probability
+    dovecot_kills: int = 8
+    daemon_kills: int = 12
+    rate: float = 0.08  # each draft gets each fault kind with this probability ...
+    late_rate: float = 0.0  # ... but mail_late (opt-in), which holds the account up
     verify_rate: float = 0.15  # an EMAIL_VERIFICATION checkpoint (link, then PIN)
     chain_rate: float = 0.15  # EMAIL_VERIFICATION then OTP
     submit_window: float = 240.0  # seconds over which the drafts are handed over
@@ -35,6 +44,13 @@ class FaultPlan:
     @classmethod
     def short(cls) -> FaultPlan:
         return cls(dovecot_kills=1, daemon_kills=2, rate=0.15, submit_window=16.0)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return (*KINDS, LATE) if self.late_rate > 0 else KINDS
+
+    def rate_of(self, kind: str) -> float:
+        return self.late_rate if kind == LATE else self.rate
 
 
 @dataclass(frozen=True)
@@ -69,11 +85,12 @@ def plan(drafts: int, accounts: int, seed: int, faults: FaultPlan) -> Schedule:
         tuple(f"acc_soak_{n}" for n in range(accounts)),
         tuple(f"soak{n}@example.test" for n in range(accounts)),
     )
-    guaranteed = rng.sample(KINDS, len(KINDS)) if faults.every_kind else []
+    kinds_used = faults.kinds
+    guaranteed = rng.sample(kinds_used, len(kinds_used)) if faults.every_kind else []
     window = faults.submit_window
     for n in range(drafts):
         draft_id, account_id = f"soak-{seed}-{n:03d}", schedule.account_ids[n % accounts]
-        kinds = [k for k in KINDS if rng.random() < faults.rate]
+        kinds = [k for k in kinds_used if rng.random() < faults.rate_of(k)]
         if n < len(guaranteed) and guaranteed[n] not in kinds:
             kinds.append(guaranteed[n])
         for kind in kinds:
@@ -123,5 +140,7 @@ def _add_fault(rng: random.Random, kind: str, script: dict[str, Any]) -> None:
         script["mail_delay"] = round(rng.uniform(0.5, 6.0), 2)
     elif kind == "mail_duplicated":
         script.update(mail_duplicates=rng.randint(1, 2), duplicate_delay=rng.uniform(0, 3))
+    elif kind == LATE:  # the bot times out and publishes again; then this one lands
+        script.update(late_mails=1, late_delay=round(CODE_TIMEOUT + rng.uniform(1.0, 10.0), 2))
     elif kind == "decoy":
         script.update(decoy=True, decoy_style=rng.choice(["lookalike", "unsigned"]))

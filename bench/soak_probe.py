@@ -9,6 +9,7 @@ during the run and at the end; the log files at the end.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import sys
 import tempfile
@@ -55,6 +56,8 @@ class Probe:
     def sample(self) -> None:
         """Scan argv and environment of every process we started, and now and then the db."""
         self.samples += 1
+        for daemon in self.stack.daemons:  # drain STATUS/WATCHDOG datagrams: a full socket
+            daemon.notifications(0)  # buffer would make the daemon's sd_notify fail
         for pid in self._our_pids():
             self.processes_seen.add(pid)
             for name in ("cmdline", "environ"):
@@ -137,6 +140,7 @@ class Probe:
         report.latency_max_s = max(latencies, default=None)
         daemon_logs = "".join(d.log.read_text(errors="replace") for d in self.stack.daemons)
         report.unmasked = raw_inputs_in_log(daemon_logs, codes, links)
+        _resumed(report.observed, daemon_logs)
 
     def _outcomes(
         self, report: SoakReport, drafts: list[str], final: dict[str, dict[str, Any]], sim: Any
@@ -189,3 +193,12 @@ def _observe(observed: dict[str, int], requests: list[Any], mails: list[Any]) ->
         add("mails_genuine" if mail["genuine"] else "mails_decoy")
         add("mail_appends_failed", mail.get("failed_appends", 0))
         add("mail_duplicate_appends", max(0, len(mail.get("delivered_at", [])) - 1))
+
+
+def _resumed(observed: dict[str, int], logs: str) -> None:
+    """Count the drafts a restarted daemon found under way, by state (where the kills hit)."""
+    for line in logs.splitlines():
+        if '"draft_resumed"' in line:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                key = f"resumed_{json.loads(line)['state']}"
+                observed[key] = observed.get(key, 0) + 1
