@@ -12,17 +12,33 @@ import io
 import os
 import re
 import ssl
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from imap_tools.errors import ImapToolsError
 from imap_tools.utils import encode_folder
 
 from otp_bot.errors import MailboxError
 
+# Everything imaplib and imap-tools raise when a connection or command fails.
+LIBRARY_ERRORS = (imaplib.IMAP4.error, OSError, EOFError, ImapToolsError)
+
 _UID = re.compile(rb"\bUID (\d+)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 _DATE = re.compile(rb'\bINTERNALDATE "([^"]+)"')
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Library errors become ``MailboxError`` naming the step that failed."""
+    try:
+        yield
+    except MailboxError:
+        raise
+    except LIBRARY_ERRORS as exc:
+        raise MailboxError(f"{what}: {type(exc).__name__}: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)

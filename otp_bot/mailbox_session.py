@@ -10,29 +10,21 @@ from __future__ import annotations
 import imaplib
 import selectors
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 
-import structlog
-from imap_tools import BaseMailBox, MailBox, MailBoxStartTls, MailBoxUnencrypted
-from imap_tools.errors import ImapToolsError, MailboxLoginError
+from imap_tools import BaseMailBox
 
 from otp_bot import mailbox_fetch as fetch
-from otp_bot.config import ImapSecurity, MailAction, Settings
-from otp_bot.errors import MailboxAuthError, MailboxError
-from otp_bot.mailbox_auth import TokenSource, tls_context, xoauth2_responder
-
-log = structlog.get_logger(__name__)
+from otp_bot.config import MailAction, Settings
+from otp_bot.errors import MailboxError
+from otp_bot.mailbox_auth import TokenSource
+from otp_bot.mailbox_fetch import LIBRARY_ERRORS, translated
+from otp_bot.mailbox_login import connect, login
 
 # LOGOUT on shutdown gets this long; the 2-second stop budget includes it.
 CLOSE_TIMEOUT = 0.8
-# TCP keepalive finds a dead peer under a silent IDLE in about 60 + 3 * 20 s.
-KEEPALIVE = {"TCP_KEEPIDLE": 60, "TCP_KEEPINTVL": 20, "TCP_KEEPCNT": 3}
-# Login refusals with these response codes are the server's trouble, not ours.
-TRANSIENT_LOGIN_CODES = ("[UNAVAILABLE]", "[SERVERBUG]", "[INUSE]", "[LIMIT]")
-_LIBRARY_ERRORS = (imaplib.IMAP4.error, OSError, EOFError, ImapToolsError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,17 +34,6 @@ class FolderState:
     exists: int
     idle: bool
     uidplus: bool
-
-
-@contextmanager
-def translated(what: str) -> Iterator[None]:
-    """Library errors become ``MailboxError`` naming the step that failed."""
-    try:
-        yield
-    except MailboxError:
-        raise
-    except _LIBRARY_ERRORS as exc:
-        raise MailboxError(f"{what}: {type(exc).__name__}: {exc}") from exc
 
 
 class Session:
@@ -68,65 +49,11 @@ class Session:
     # --- connecting ---------------------------------------------------------
 
     def open(self) -> FolderState:
-        with translated("connect"):
-            self._box = self._connect()
-            _keepalive(self._box.client.sock)
-        self._login()
+        self._box = connect(self._settings)
+        login(self._box, self._settings, self._tokens)
         with translated("select"):
             self.folder = self._select()
         return self.folder
-
-    def _connect(self) -> BaseMailBox:
-        s = self._settings
-        if s.imap_security is ImapSecurity.TLS:
-            context = tls_context(s.imap_ca_file)
-            return MailBox(s.imap_host, s.imap_port, timeout=s.imap_timeout, ssl_context=context)
-        if s.imap_security is ImapSecurity.STARTTLS:
-            if s.imap_port == 993:
-                raise MailboxError("STARTTLS needs the plain IMAP port (usually 143), not 993")
-            context = tls_context(s.imap_ca_file)
-            return MailBoxStartTls(
-                s.imap_host, s.imap_port, timeout=s.imap_timeout, ssl_context=context
-            )
-        return MailBoxUnencrypted(s.imap_host, s.imap_port, timeout=s.imap_timeout)
-
-    def _login(self) -> None:
-        try:
-            if self._tokens is None:
-                self._password_login()
-            else:
-                self._xoauth2_login()
-        except imaplib.IMAP4.abort as exc:
-            raise MailboxError(f"login: connection lost: {exc}") from exc
-        except (imaplib.IMAP4.error, MailboxLoginError) as exc:
-            text = str(exc)
-            if any(code in text for code in TRANSIENT_LOGIN_CODES):
-                raise MailboxError(f"login: server busy: {text}") from exc
-            raise MailboxAuthError(f"login refused for {self._settings.imap_user}: {text}") from exc
-        except _LIBRARY_ERRORS as exc:
-            raise MailboxError(f"login: {type(exc).__name__}: {exc}") from exc
-
-    def _password_login(self) -> None:
-        secret = self._settings.imap_password
-        password = secret.get_secret_value() if secret is not None else ""
-        if password.isascii() and self._settings.imap_user.isascii():
-            self.box.login(self._settings.imap_user, password, initial_folder=None)
-        else:
-            self.box.login_utf8(self._settings.imap_user, password, initial_folder=None)
-
-    def _xoauth2_login(self) -> None:
-        tokens, user = self._tokens, self._settings.imap_user
-        if tokens is None:
-            raise MailboxAuthError("no OAuth2 token command configured")
-        try:
-            self.client.authenticate("XOAUTH2", xoauth2_responder(user, tokens.get()))
-        except imaplib.IMAP4.abort:
-            raise
-        except imaplib.IMAP4.error as exc:
-            # The token may have been revoked or expired early: one fresh try.
-            log.warning("mailbox_token_refused", error=str(exc))
-            tokens.invalidate()
-            self.client.authenticate("XOAUTH2", xoauth2_responder(user, tokens.get()))
 
     def _select(self) -> FolderState:
         client, name = self.client, self._settings.imap_folder
@@ -260,7 +187,10 @@ class Session:
 
     # --- acting on used mail --------------------------------------------------
 
-    def apply(self, uid: int, action: MailAction, target: str) -> None:
+    def apply(self, uidvalidity: int, uid: int, action: MailAction, target: str) -> bool:
+        """Mark, move or delete one message; False when it belongs to an older UIDVALIDITY."""
+        if uidvalidity != self.state.uidvalidity:
+            return False
         with translated(f"after use ({action})"):
             client, box = self.client, self.box
             if action is MailAction.SEEN:
@@ -275,6 +205,7 @@ class Session:
                 # UID EXPUNGE removes only this message, not others marked \Deleted.
                 uidplus = self.state.uidplus
                 fetch.check(client.uid("EXPUNGE", str(uid)) if uidplus else client.expunge())
+        return True
 
     def _server_name(self, folder: str) -> str:
         """``a/b`` with the server's hierarchy delimiter (Dovecot's Maildir++ uses ".")."""
@@ -292,7 +223,7 @@ class Session:
         try:
             box.client.sock.settimeout(CLOSE_TIMEOUT)
             box.client.logout()
-        except _LIBRARY_ERRORS:
+        except LIBRARY_ERRORS:
             with _ignored():
                 box.client.shutdown()
 
@@ -305,11 +236,4 @@ class Session:
 
 
 def _ignored() -> suppress:
-    return suppress(*_LIBRARY_ERRORS)
-
-
-def _keepalive(sock: socket.socket) -> None:
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for name, value in KEEPALIVE.items():
-        if hasattr(socket, name):  # Linux names; other systems keep their defaults
-            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+    return suppress(*LIBRARY_ERRORS)

@@ -29,7 +29,7 @@ def settings_for(server: Dovecot, state_dir: Path, **overrides: Any) -> Settings
         "imap_user": server.user,
         "imap_password": server.password,
         "imap_security": "none",
-        "imap_timeout": 5,
+        "imap_timeout": 10,  # generous: other suites may load this machine
         "imap_backoff_max": 2,
         "state_dir": state_dir,
     }
