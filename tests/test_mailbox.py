@@ -11,7 +11,7 @@ import pytest
 from otp_bot.mailbox import IncomingMail
 from otp_bot.store import Store, Watermark
 from tests.dovecot import Dovecot, bytes_sent, simple_message
-from tests.mailbox_helpers import Recorder, linkedin_message, running, settings_for
+from tests.mailbox_helpers import Recorder, linkedin_message, running, settings_for, until
 
 DAY = 86400.0
 
@@ -223,3 +223,45 @@ async def test_server_without_idle_is_polled(tmp_path: Path) -> None:
         assert recorder.uids == [uid]
     finally:
         server.cleanup()
+
+
+async def test_after_use_from_inside_the_handler(dovecot: Dovecot, tmp_path: Path) -> None:
+    """after_use awaited inside the handler itself completes (no stall) and applies."""
+    from otp_bot.mailbox import MailboxWatcher
+
+    settings = settings_for(dovecot, tmp_path, mail_after_use="seen")
+    store = Store(settings.state_db)
+    done = asyncio.Event()
+
+    async def handler(mail: IncomingMail) -> None:
+        await watcher.after_use(mail)
+        done.set()
+
+    watcher = MailboxWatcher(settings, store, handler)
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop))
+    try:
+        await asyncio.wait_for(watcher.watching.wait(), 10)
+        uid = dovecot.append(linkedin_message())
+        await asyncio.wait_for(done.wait(), 10)
+        assert "\\Seen" in dovecot.flags(uid)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        store.close()
+
+
+async def test_after_use_while_disconnected_waits_for_reconnect(
+    dovecot: Dovecot, tmp_path: Path
+) -> None:
+    """after_use during an outage is applied once the watcher is connected again."""
+    recorder = Recorder()
+    settings = settings_for(dovecot, tmp_path, mail_after_use="delete")
+    async with running(settings, recorder) as watcher:
+        used = dovecot.append(linkedin_message())
+        await recorder.wait_for(1)
+        dovecot.stop()
+        await until(lambda: watcher.state == "backoff")
+        await watcher.after_use(recorder.mails[0])  # returns at once: deferred
+        dovecot.start()
+        await until(lambda: used not in dovecot.uids())
