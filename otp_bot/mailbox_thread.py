@@ -1,8 +1,10 @@
-"""The watcher's one IMAP thread: a single-worker executor, the session it owns,
-and a pipe that wakes the thread out of IDLE (for a stop or an after-use action).
+"""The watcher's one IMAP thread, the session it owns, and a pipe that wakes the
+thread out of IDLE (for a stop or an after-use action).
 
 All blocking imap-tools calls go through ``call``, so they run one at a time,
-in order, on the same thread.
+in order, on the same thread. The thread is a daemon: a connect stuck on an
+unreachable host (bounded by the socket timeout, but still) never holds up
+the process exit after ``run()`` returned.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from otp_bot.config import Settings
 from otp_bot.errors import MailboxError
@@ -23,11 +27,38 @@ from otp_bot.mailbox_session import FolderState, Session
 T = TypeVar("T")
 
 
+class _Worker:
+    """A single daemon thread running submitted calls in order."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None]
+        self._queue = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="otp-bot-imap", daemon=True).start()
+
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put((future, fn))
+        return future
+
+    def shutdown(self) -> None:
+        self._queue.put(None)
+
+    def _serve(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, fn = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+                future.set_exception(exc)
+
+
 class ImapThread:
     def __init__(self, settings: Settings, tokens: TokenSource | None) -> None:
         self._settings = settings
         self._tokens = tokens
-        self._executor: ThreadPoolExecutor | None = None
+        self._worker: _Worker | None = None
         self._wake_fds: tuple[int, int] | None = None
         self.session: Session | None = None
 
@@ -35,13 +66,12 @@ class ImapThread:
         self._wake_fds = os.pipe()
         for fd in self._wake_fds:
             os.set_blocking(fd, False)
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="otp-bot-imap")
+        self._worker = _Worker()
 
     async def call(self, fn: Callable[..., T], *args: object) -> T:
-        if self._executor is None:
+        if self._worker is None:
             raise MailboxError("the mailbox watcher is not running")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(fn, *args))
+        return await asyncio.wrap_future(self._worker.submit(partial(fn, *args)))
 
     async def open(self) -> FolderState:
         wake = self._wake_fds[0] if self._wake_fds else None
@@ -77,9 +107,9 @@ class ImapThread:
         """Close the session (LOGOUT, else abort) within ``within`` s and let the thread go."""
         self.wake()  # a thread still waiting in IDLE returns at once
         await self.close_session(within)
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
-            self._executor = None
+        if self._worker is not None:
+            self._worker.shutdown()
+            self._worker = None
         for fd in self._wake_fds or ():
             os.close(fd)
         self._wake_fds = None
