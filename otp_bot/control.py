@@ -37,6 +37,7 @@ MAX_BODY_BYTES = 64 * 1024
 SHUTDOWN_TIMEOUT = 0.5
 
 JsonDict = dict[str, Any]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class ControlledAccount(Protocol):
@@ -107,7 +108,7 @@ class ControlServer:
         )
 
     async def start(self) -> None:
-        """Listen; with port 0 the chosen port is in ``self.port`` afterwards."""
+        """Listen on the control address (ConfigError when it is taken)."""
         self._runner = web.AppRunner(
             self.app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
         )
@@ -120,8 +121,6 @@ class ControlServer:
             raise ConfigError(
                 f"OTP_BOT_CONTROL_ADDR: cannot listen on {self.host}:{self.port}: {exc.strerror}"
             ) from None
-        if self.port == 0 and self._runner.addresses:
-            self.port = int(self._runner.addresses[0][1])
         log.info("control_listening", host=self.host, port=self.port, auth=bool(self._token))
 
     async def stop(self) -> None:
@@ -132,9 +131,7 @@ class ControlServer:
     # --- middlewares -------------------------------------------------------
 
     @web.middleware
-    async def _errors(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except BadRequest as exc:
@@ -147,9 +144,7 @@ class ControlServer:
             return _error(exc.status, exc.reason)
 
     @web.middleware
-    async def _auth(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if self._token is not None:
             scheme, _, supplied = request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(
