@@ -97,7 +97,13 @@ class Session:
     def search_above(self, last_uid: int) -> list[int]:
         """UIDs above ``last_uid``, ascending (``n:*`` also returns the newest UID: filtered)."""
         with translated("search"):
-            self.client.untagged_responses.clear()
+            responses = self.client.untagged_responses
+            # A server may announce a new UIDVALIDITY mid-session (RFC 3501 2.3.1.1):
+            # the UIDs we hold mean nothing any more; reconnect and start over.
+            announced = fetch.first_int(responses.get("UIDVALIDITY"))
+            if announced is not None and announced != self.state.uidvalidity:
+                raise MailboxError(f"UIDVALIDITY changed to {announced} during the session")
+            responses.clear()
             typ, data = self.client.uid("SEARCH", f"UID {last_uid + 1}:*")
             if typ != "OK":
                 raise MailboxError(f"search refused: {data!r}")

@@ -150,3 +150,17 @@ async def test_failing_token_command_hides_stderr(dovecot: Dovecot, tmp_path: Pa
     with pytest.raises(MailboxAuthError, match="status 3") as caught:
         await check_mailbox(settings)
     assert "SECRET-RT" not in str(caught.value)
+
+
+def test_token_refreshed_after_its_lifetime(tmp_path: Path) -> None:
+    """A cached token is reused within its lifetime and fetched again after it."""
+    from otp_bot.mailbox_auth import TokenSource
+
+    command = _token_command(tmp_path, ["first-token", "second-token"])
+    long_lived = TokenSource(command, lifetime=3600)
+    assert long_lived.get() == long_lived.get() == "first-token"
+    assert _runs(tmp_path) == 1
+    expired = TokenSource(command, lifetime=1e-9)
+    assert expired.get() == "second-token"
+    assert expired.get() == "second-token"  # the helper's last token, fetched again
+    assert _runs(tmp_path) == 3
