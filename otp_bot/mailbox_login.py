@@ -60,7 +60,7 @@ def login(box: BaseMailBox, settings: Settings, tokens: TokenSource | None) -> N
         text = str(exc)
         if any(code in text for code in TRANSIENT_LOGIN_CODES):
             raise MailboxError(f"login: server busy: {text}") from exc
-        raise MailboxAuthError(f"login refused for {settings.imap_user}: {text}") from exc
+        raise MailboxAuthError(f"the server said: {text}") from exc
     except LIBRARY_ERRORS as exc:
         raise MailboxError(f"login: {type(exc).__name__}: {exc}") from exc
 

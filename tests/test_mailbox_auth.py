@@ -83,7 +83,7 @@ async def test_untrusted_certificate_refused(
 async def test_wrong_password_is_its_own_loud_state(dovecot: Dovecot, tmp_path: Path) -> None:
     """A refused login puts the watcher in auth_failed with one error line, not a retry loop."""
     settings = settings_for(dovecot, tmp_path, imap_password="wrong-password")
-    with pytest.raises(MailboxAuthError, match="login refused"):
+    with pytest.raises(MailboxAuthError, match="AUTHENTICATIONFAILED"):
         await check_mailbox(settings)
     with capture_logs() as logs:
         async with running(settings, Recorder(), wait_watching=False) as watcher:
