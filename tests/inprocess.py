@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import socket
 import tempfile
 from collections.abc import AsyncIterator
@@ -162,3 +163,4 @@ async def running(
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 10)
             notify.close()
+            shutil.rmtree(state_dir, ignore_errors=True)
