@@ -36,6 +36,7 @@ from otp_bot.postpress import PublishOptions
 from otp_bot.solver_steps import DraftSteps, new_key, utcnow
 
 if TYPE_CHECKING:
+    from otp_bot.extract import Evidence
     from otp_bot.mailbox import IncomingMail
 
 __all__ = ["AccountWorker", "new_key", "utcnow"]
@@ -85,9 +86,12 @@ class AccountWorker(DraftSteps):
         self.wake.set()
         return draft
 
-    async def on_mail(self, mail: IncomingMail) -> None:
-        """The mailbox watcher's handler: keep what a trusted e-mail offers. Never raises."""
-        await self._intake.take(mail)
+    async def on_mail(self, mail: IncomingMail) -> Evidence | None:
+        """The mailbox watcher's handler: keep what a trusted e-mail offers. Never raises.
+
+        Returns what was read from the e-mail (None if handling failed).
+        """
+        return await self._intake.take(mail)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Drive the account's drafts until ``stop`` is set."""

@@ -41,12 +41,16 @@ class MailIntake:
         self._trusted_ids = frozenset(settings.trusted_authserv_ids)
         self._log = log.bind(account_id=settings.account_id)
 
-    async def take(self, mail: IncomingMail) -> None:
-        """Store the e-mail's code and link if it is trusted; log instead of raising."""
+    async def take(self, mail: IncomingMail) -> Evidence | None:
+        """Store the e-mail's code and link if it is trusted; log instead of raising.
+
+        Returns the reading (None when handling failed) so the shell can count it.
+        """
         try:
-            self._take(mail)
+            return self._take(mail)
         except Exception:  # noqa: BLE001 - the watcher's loop must go on; the line says why
             self._log.exception("mail_handling_failed", uid=mail.uid)
+            return None
 
     def used(self, input_hash: str) -> IncomingMail | None:
         """Where the e-mail an accepted input came from is (for ``after_use``).
@@ -59,13 +63,13 @@ class MailIntake:
             return None
         return IncomingMail(found.uidvalidity, found.uid, b"", False, found.received_at)
 
-    def _take(self, mail: IncomingMail) -> None:
+    def _take(self, mail: IncomingMail) -> Evidence:
         found = extract(mail.raw, trusted_authserv_ids=self._trusted_ids)
         about = {"uid": mail.uid, "message_id": found.message_id, "sender": found.sender}
         reason = _unusable(found)
         if reason is not None:
             self._log.info("mail_rejected", reason=reason, **about)
-            return
+            return found
         for value in (found.code, found.link):
             if value:
                 remember_sensitive(value)
@@ -76,7 +80,7 @@ class MailIntake:
         stored = self._store.add_evidence(self._account_id, evidence, self._clock())
         if stored is None:
             self._log.info("mail_rejected", reason="message_id_already_stored", **about)
-            return
+            return found
         self._log.info(
             "mail_handled",
             evidence_id=stored,
@@ -87,6 +91,7 @@ class MailIntake:
             **about,
         )
         self._wake.set()
+        return found
 
 
 def _unusable(found: Evidence) -> str | None:
