@@ -1,27 +1,27 @@
 """Start-up to watching, with 1,000 and with 50,000 messages in the folder.
 
 A private Dovecot holds N old messages (arrived two days ago, written straight
-into its Maildir and selected once, as a live server's folder has been).
-Timed from ``MailboxWatcher.run()`` to ``watching`` being set, median of
+into its Maildir and indexed, as a live server's folder has been). Timed from
+``MailboxWatcher.run()`` to ``watching`` being set; best and median of
 several runs:
 
 - first start: an empty state directory (bounded look-back window);
 - resume: the state already holds the watermark at the newest message;
 - resume + 100 new: 100 messages arrived while the bot was down.
 
-Beside them, the floor measured in the same run: a bare imap-tools client
-connecting, logging in and selecting the folder. Dovecot's SELECT itself
-grows with the folder (it loads the folder's index and UID list), so the
-figure that shows what the bot adds is "above floor". The server runs with
+After each of the bot's runs the floor is measured on the same server state:
+a bare imap-tools client connecting, logging in and selecting the folder (for
+"+100 new": also reading the same 100 headers). Dovecot's SELECT itself grows
+with the folder (it loads the folder's index, UID list and transaction log),
+so "bot - floor" is what the bot adds. The server runs with
 ``maildir_very_dirty_syncs = yes`` (the usual setting when only Dovecot
-touches the Maildir); without it SELECT of 50,000 messages costs ~130 ms.
+touches the Maildir); without it a SELECT of 50,000 messages costs ~130 ms.
 
     .venv/bin/python bench/catchup.py [RUNS]     # default 9
 
 Goal from the issue: 50,000 / 1,000 <= 1.2 for start-up (cost grows with new
-mail, not with the folder's size). With 100 new messages Dovecot's own cost
-grows with the folder (see "floor + 100 new": a bare client reading the same
-headers), so that row is compared with its floor instead.
+mail, not with the folder's size). The verdict line judges the bot's totals;
+compare it with the floor's own ratio on the same lines.
 """
 
 from __future__ import annotations
@@ -106,27 +106,32 @@ def one_run(server: Dovecot, kind: str, base: Path, run: int) -> float:
 
 
 def measure(size: int, runs: int) -> dict[str, list[float]]:
-    """Times per kind; the floor is measured between the bot's runs (same conditions)."""
+    """Times per kind, each beside a floor measured between its runs (same server state)."""
     server = Dovecot(extra_config=("maildir_very_dirty_syncs = yes",))
     try:
         old = [simple_message(f"old {i}") for i in range(size)]
         server.write_maildir(old, received=time.time() - TWO_DAYS)
         server.start()
-        for _ in range(3):  # the first SELECTs move new/ to cur/ and build the index
-            floor(server)
-        result: dict[str, list[float]] = {"floor": [], "floor + 100 new": []}
+        floor(server)  # the first SELECT moves new/ to cur/ and builds the index
+        # One delivery makes Dovecot rewrite its index (a live folder's state);
+        # before that every SELECT replays the whole transaction log.
+        conn = server.client()
+        conn.append("INBOX", "", imaplib.Time2Internaldate(time.time()), simple_message("x"))
+        conn.logout()
+        result: dict[str, list[float]] = {}
         last = max(server.uids())
         with tempfile.TemporaryDirectory() as base:
             asyncio.run(time_to_watching(server, Path(base) / "resume"))  # watermark at the top
             for kind in KINDS:
-                result[kind] = []
+                result[kind], result[f"floor {kind}"] = [], []
                 for run in range(runs):
-                    result["floor"].append(floor(server)[0])
                     result[kind].append(one_run(server, kind, Path(base), run))
                     if kind == "resume + 100 new":
                         append_new(server)
                         elapsed, last = floor(server, last)
-                        result["floor + 100 new"].append(elapsed)
+                    else:
+                        elapsed = floor(server)[0]
+                    result[f"floor {kind}"].append(elapsed)
         return result
     finally:
         server.cleanup()
@@ -138,27 +143,28 @@ def main() -> None:
     small, large = SIZES
     results = {size: measure(size, runs) for size in SIZES}
     print(f"start-up to watching (milliseconds; best of {runs} runs, median in brackets)")
-    print(f"{'':20}{small:>16,}{large:>16,}{'ratio':>7}")
+    print(f"{'':20}{small:>16,}{large:>16,}{'ratio':>7}{'bot/floor':>11}{'bot - floor':>16}")
     worst = 0.0
-    for kind in ("floor", "floor + 100 new", *KINDS):
-        a, b = min(results[small][kind]), min(results[large][kind])
-        a_med, b_med = (
-            statistics.median(results[small][kind]),
-            statistics.median(results[large][kind]),
-        )
-        label = "floor (bare login)" if kind == "floor" else kind
-        print(
-            f"{label:20}{a * 1e3:8.1f} ({a_med * 1e3:5.1f}){b * 1e3:8.1f} ({b_med * 1e3:5.1f})"
-            f"{b / a:7.2f}"
-        )
+    for kind in KINDS:
+        for label in (kind, f"floor {kind}"):
+            a, b = min(results[small][label]), min(results[large][label])
+            a_med = statistics.median(results[small][label])
+            b_med = statistics.median(results[large][label])
+            extra = ""
+            if label == kind:
+                fa, fb = min(results[small][f"floor {kind}"]), min(results[large][f"floor {kind}"])
+                extra = f"{b / fb:11.2f}{(a - fa) * 1e3:9.1f}{(b - fb) * 1e3:7.1f}"
+            print(
+                f"{label:20}{a * 1e3:8.1f} ({a_med * 1e3:5.1f}){b * 1e3:8.1f} ({b_med * 1e3:5.1f})"
+                f"{b / a:7.2f}{extra}"
+            )
         if kind in ("first start", "resume"):
-            worst = max(worst, b / a)
+            worst = max(worst, min(results[large][kind]) / min(results[small][kind]))
     verdict = "meets" if worst <= GOAL_RATIO else "MISSES"
     print(f"start-up ratio {large:,}/{small:,}: {worst:.2f} ({verdict} the goal <= {GOAL_RATIO})")
-    bot, bare = min(results[large]["resume + 100 new"]), min(results[large]["floor + 100 new"])
     print(
-        f"100 new at {large:,}: bot {bot * 1e3:.1f} ms vs bare client {bare * 1e3:.1f} ms"
-        f" ({bot / bare:.2f}x; the growth is Dovecot's, see the floor row)"
+        "floor: a bare imap-tools client logging in and selecting (for +100 new: also"
+        " reading the same headers), measured between the bot's runs"
     )
 
 
