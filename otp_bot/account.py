@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, cast
 
 import structlog
@@ -42,6 +43,7 @@ class MeteredClient(PostpressClient):
         # from_settings builds ``cls(...)``: a MeteredClient, typed as its base.
         client = cast(MeteredClient, cls.from_settings(settings))
         client.metrics, client.account_label = metrics, settings.account_id
+        client.on_retry = partial(metrics.api_error, settings.account_id)
         return client
 
     async def publish(self, draft_id: str, *args: Any, **kwargs: Any) -> Answer:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from types import TracebackType
@@ -112,6 +112,8 @@ class PostpressClient:
         self._account_id = account_id
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._retry = retry
+        # Called with the error type of every attempt that is retried (metrics).
+        self.on_retry: Callable[[str], None] | None = None
         self._max_body = max_body_bytes
         self._session: aiohttp.ClientSession | None = None
         self._backoff = wait_exponential_jitter(
@@ -176,7 +178,7 @@ class PostpressClient:
             stop=stop_after_attempt(self._retry.attempts) | stop_before_delay(self._retry.max_time),
             wait=self._wait,
             sleep=asyncio.sleep if self._retry.wait else _no_sleep,
-            before_sleep=partial(_log_retry, endpoint, draft_id),
+            before_sleep=partial(self._before_retry, endpoint, draft_id),
             reraise=True,
         )
         try:
@@ -196,6 +198,11 @@ class PostpressClient:
             state=state,
         )
         return answer
+
+    def _before_retry(self, endpoint: str, draft_id: str, state: RetryCallState) -> None:
+        error_type = _log_retry(endpoint, draft_id, state)
+        if self.on_retry is not None:
+            self.on_retry(error_type)
 
     async def _post(self, url: str, where: str, body: dict[str, Any], key: str) -> Answer:
         headers = {
@@ -256,15 +263,17 @@ async def _no_sleep(_seconds: float) -> None:
     return None
 
 
-def _log_retry(endpoint: str, draft_id: str, state: RetryCallState) -> None:
+def _log_retry(endpoint: str, draft_id: str, state: RetryCallState) -> str:
     outcome = state.outcome
     error = outcome.exception() if outcome is not None else None
+    error_type = error.type if isinstance(error, TransientError) else type(error).__name__
     log.warning(
         "api_retry",
         endpoint=endpoint,
         draft_id=draft_id,
         attempt=state.attempt_number,
         wait=round(state.upcoming_sleep, 3),
-        error=error.type if isinstance(error, TransientError) else type(error).__name__,
+        error=error_type,
         status=error.problem.status if isinstance(error, TransientError) else None,
     )
+    return error_type

@@ -263,6 +263,16 @@ async def test_transient_errors_retried_with_one_key(
     assert API_KEY not in repr(logs)
 
 
+async def test_on_retry_reports_each_retried_error(sim: Simulator, client: PostpressClient) -> None:
+    """The on_retry hook (metrics) hears the type of every attempt that is retried."""
+    seen: list[str] = []
+    client.on_retry = seen.append
+    faults = (Fault("errors/network_down"), Fault("errors/request_timeout"))
+    sim.script("r2", Script(checkpoints=(), faults=faults))
+    assert isinstance(await client.publish("r2"), Published)
+    assert seen == ["errors/network_down", "errors/request_timeout"]
+
+
 async def test_retry_after_seconds_honoured(sim: Simulator, client: PostpressClient) -> None:
     """A 429 with Retry-After: 7 waits exactly 7 s before the retry."""
     fault = Fault("errors/rate_limited", status=429, retry_after="7")
