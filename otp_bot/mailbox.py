@@ -43,6 +43,9 @@ STABLE_AFTER = 60.0
 STOP_ABORT_AFTER = 1.0
 # Messages fetched and handed off per round; bounds memory during a catch-up.
 CHUNK = 100
+# After the handler failed, the message is tried again this soon at the latest
+# (instead of at the next mail or IDLE renewal).
+HANDLER_RETRY = 30.0
 
 T = TypeVar("T")
 
@@ -75,6 +78,7 @@ class MailboxWatcher:
         )
         self._imap = ImapThread(settings, _tokens(settings))
         self._deferred: list[IncomingMail] = []  # after_use() while disconnected
+        self._behind = False  # the handler failed: retry soon
         self._stop = asyncio.Event()
 
     # --- life -----------------------------------------------------------------
@@ -131,7 +135,8 @@ class MailboxWatcher:
         wait = settings.imap_idle_interval if folder.idle else settings.imap_poll_interval
         while not self._stop.is_set():
             await self._apply_deferred()
-            await self._imap.call(self._imap.require().wait, wait)
+            timeout = min(wait, HANDLER_RETRY) if self._behind else wait
+            await self._imap.call(self._imap.require().wait, timeout)
             self._progress()
             if not self._stop.is_set():
                 await self._catch_up()
@@ -168,7 +173,9 @@ class MailboxWatcher:
             handed, done = await self._handoff.deliver(batch, through, self._stop)
             total += handed
             if not done:
-                break
+                self._behind = not self._stop.is_set()
+                return total
+        self._behind = False
         return total
 
     # --- used mail ----------------------------------------------------------------
