@@ -44,6 +44,10 @@ def _run_user() -> str:
     return "dovecot" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
 
 
+def _openssl(*args: str) -> None:
+    subprocess.run([OPENSSL, *args], check=True, capture_output=True)
+
+
 @dataclass
 class Certificates:
     """A throwaway CA and a server certificate it signed for localhost/127.0.0.1."""
@@ -58,22 +62,13 @@ class Certificates:
         key, csr, cert = directory / "key.pem", directory / "req.csr", directory / "cert.pem"
         ext = directory / "san.ext"
         ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-        quiet = {"check": True, "capture_output": True}
         ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-        subprocess.run(
-            [OPENSSL, "req", "-x509", *ec, "-days", "3650", "-subj", "/CN=otp-bot test CA"]
-            + ["-keyout", str(ca_key), "-out", str(ca)],
-            **quiet,  # type: ignore[call-overload]
-        )
-        subprocess.run(
-            [OPENSSL, "req", *ec, "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(csr)],
-            **quiet,  # type: ignore[call-overload]
-        )
-        subprocess.run(
-            [OPENSSL, "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key)]
-            + ["-CAcreateserial", "-days", "3650", "-extfile", str(ext), "-out", str(cert)],
-            **quiet,  # type: ignore[call-overload]
-        )
+        _openssl("req", "-x509", *ec, "-days", "3650", "-subj", "/CN=otp-bot test CA",
+                 "-keyout", str(ca_key), "-out", str(ca))  # fmt: skip
+        _openssl("req", *ec, "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(csr))
+        _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+                 "-CAcreateserial", "-days", "3650", "-extfile", str(ext),
+                 "-out", str(cert))  # fmt: skip
         for path in (key, cert, ca):
             path.chmod(0o644)
         return cls(ca=ca, cert=cert, key=key)
