@@ -46,6 +46,9 @@ CHUNK = 100
 # After the handler failed, the message is tried again this soon at the latest
 # (instead of at the next mail or IDLE renewal).
 HANDLER_RETRY = 30.0
+# Message-IDs are kept this long (at least twice the look-back window) for the
+# dedup of a UIDVALIDITY rescan, which never looks further back than that.
+SEEN_RETENTION = 30 * 86400.0
 
 T = TypeVar("T")
 
@@ -116,6 +119,10 @@ class MailboxWatcher:
                 await self._imap.close_session()
                 await self._sleep(delay)
 
+    def _forget_old_message_ids(self) -> None:
+        keep = max(SEEN_RETENTION, 2 * self._settings.imap_lookback)
+        self._store.forget_seen_messages(self._settings.account_id, time.time() - keep)
+
     async def _connected_life(self) -> None:
         self._set_state("connecting")
         folder = await self._imap.open()
@@ -128,6 +135,7 @@ class MailboxWatcher:
         await self._start_position(folder.uidvalidity)
         count = await self._catch_up()
         self._log.info("mailbox_catchup", count=count)
+        self._forget_old_message_ids()
         self._progress()
         self.watching.set()
         self._set_state("watching")

@@ -219,6 +219,15 @@ class Store:
         )
         return bool(rows)
 
+    def forget_seen_messages(self, account_id: str, before: float) -> int:
+        """Drop Message-IDs recorded before the POSIX time ``before``; how many."""
+        cutoff = datetime.fromtimestamp(before, UTC).isoformat()
+        with self.transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM seen_message WHERE account_id=? AND seen_at<?", (account_id, cutoff)
+            )
+            return cursor.rowcount
+
     def mark_message_seen(self, account_id: str, message_id: str) -> bool:
         """Record a handled Message-ID; False when it was already recorded."""
         with self.transaction() as db:

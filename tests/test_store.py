@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,20 @@ def test_message_ids_once_per_account(tmp_path: Path) -> None:
     assert not store.mark_message_seen("acc", "<a@linkedin.com>")
     assert store.message_seen("acc", "<a@linkedin.com>")
     assert not store.message_seen("acc2", "<a@linkedin.com>")
+
+
+def test_old_message_ids_forgotten(tmp_path: Path) -> None:
+    """Message-IDs older than the cut-off are dropped; newer ones and other accounts stay."""
+    store = Store(tmp_path / "db.sqlite3")
+    with store.transaction() as db:
+        db.execute("INSERT INTO seen_message VALUES ('acc', 'old', '2020-01-01T00:00:00+00:00')")
+        db.execute("INSERT INTO seen_message VALUES ('acc2', 'old', '2020-01-01T00:00:00+00:00')")
+    store.mark_message_seen("acc", "new")
+    cutoff = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
+    assert store.forget_seen_messages("acc", cutoff) == 1
+    assert not store.message_seen("acc", "old")
+    assert store.message_seen("acc", "new")
+    assert store.message_seen("acc2", "old")
 
 
 def test_wal_and_schema_version(tmp_path: Path) -> None:
