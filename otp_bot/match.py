@@ -6,6 +6,10 @@ inputs already sent, and asks ``candidates`` / ``first_unused``. The rules:
 - only evidence received at or after the checkpoint's ``since`` less the
   clock skew (so mail that arrived just before the publish answer, a race,
   still counts, and mail from an earlier checkpoint never does);
+- and not before the newest e-mail the account already used: an account
+  solves one checkpoint at a time, so older mail was sent for an earlier
+  checkpoint, even when it lands late, within the skew (the same server's
+  clock dates both, so the skew plays no part);
 - only in a form the checkpoint takes: ``OTP`` takes the code; an
   ``EMAIL_VERIFICATION`` takes the configured forms in order (link, then
   PIN by default), the form this account last had accepted first;
@@ -56,9 +60,10 @@ def input_hash(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
-def window_start(since: datetime, skew: timedelta) -> datetime:
+def window_start(since: datetime, skew: timedelta, newest_used: datetime | None = None) -> datetime:
     """Evidence received before this instant is too old for the checkpoint."""
-    return since - skew
+    start = since - skew
+    return start if newest_used is None else max(start, newest_used)
 
 
 def deadline(since: datetime, code_timeout: timedelta) -> datetime:
@@ -87,9 +92,10 @@ def candidates(
     skew: timedelta,
     order: Sequence[str],
     remembered: str | None = None,
+    newest_used: datetime | None = None,
 ) -> list[Candidate]:
     """Every input the draft may try, best first (used ones not yet removed)."""
-    start = window_start(since, skew)
+    start = window_start(since, skew, newest_used)
     forms = forms_for(checkpoint, order, remembered)
     fresh = sorted(
         (e for e in evidence if e.id and e.received_at >= start),

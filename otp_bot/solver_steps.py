@@ -49,6 +49,9 @@ log = structlog.get_logger(__name__)
 # An input's value is refused again for this long after it was sent; a 6-digit
 # code recurring months later is a new code, not a replay.
 USED_INPUT_MEMORY = timedelta(days=30)
+# Mail received this much before the newest e-mail the account already used
+# still counts: the receiving provider's MX hosts may date mail a little apart.
+USED_MAIL_SLACK = timedelta(seconds=5)
 # Codes and links of e-mails older than this are dropped from the store: no
 # checkpoint can use them any more (LinkedIn's codes live about 15 minutes).
 EVIDENCE_RETENTION = timedelta(days=1)
@@ -180,14 +183,18 @@ class DraftSteps:
         return 0
 
     def _next_input(self, checkpoint: str, since: datetime) -> Candidate | None:
-        evidence = self.evidence.fresh_evidence(self.account_id, window_start(since, self._skew))
+        newest_used = self.evidence.newest_consumed(self.account_id)
+        if newest_used is not None:
+            newest_used -= USED_MAIL_SLACK
+        start = window_start(since, self._skew, newest_used)
         found = candidates(
-            evidence,
+            self.evidence.fresh_evidence(self.account_id, start),
             checkpoint=checkpoint,
             since=since,
             skew=self._skew,
             order=[form.value for form in self.settings.verification_input_order],
             remembered=self.evidence.verification_form(self.account_id),
+            newest_used=newest_used,
         )
         hashes = (c.hash for c in found)
         used = self.evidence.used_inputs(self.account_id, hashes, self.clock() - USED_INPUT_MEMORY)

@@ -53,6 +53,16 @@ class EvidenceStore:
         )
         return [_evidence(row) for row in rows]
 
+    def newest_consumed(self, account_id: str) -> datetime | None:
+        """When the newest e-mail the account used up (accepted or spent) was received."""
+        rows = self._store.query(
+            "SELECT MAX(received_at) AS newest FROM evidence"
+            " WHERE account_id=? AND consumed_at IS NOT NULL",
+            (account_id,),
+        )
+        newest = rows[0]["newest"] if rows else None
+        return datetime.fromisoformat(newest) if newest else None
+
     def used_inputs(self, account_id: str, hashes: Iterable[str], since: datetime) -> set[str]:
         """Which of these input hashes were sent for the account at or after ``since``."""
         wanted = list(dict.fromkeys(hashes))

@@ -118,3 +118,17 @@ def test_deadline_and_window_come_from_since() -> None:
     """The code timeout counts from since, so it survives restarts."""
     assert m.deadline(SINCE, timedelta(minutes=15)) == SINCE + timedelta(minutes=15)
     assert m.window_start(SINCE, SKEW) == SINCE - SKEW
+
+
+def test_mail_older_than_the_newest_used_one_is_not_a_candidate() -> None:
+    """Within the skew, an e-mail received before one the account already used is stale."""
+    used_at = SINCE - timedelta(seconds=30)  # the previous checkpoint's e-mail
+    late = StoredEvidence(1, used_at - timedelta(seconds=20), "111111", None)  # landed late
+    same_second = StoredEvidence(2, used_at, "222222", None)
+    found = m.candidates(
+        [late, same_second], checkpoint="OTP", since=SINCE, skew=SKEW, order=ORDER,
+        newest_used=used_at,
+    )  # fmt: skip
+    assert [c.value for c in found] == ["222222"]
+    assert m.window_start(SINCE, SKEW, used_at) == used_at
+    assert m.window_start(SINCE, SKEW, SINCE - timedelta(hours=1)) == SINCE - SKEW

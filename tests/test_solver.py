@@ -294,6 +294,24 @@ async def test_stale_mail_before_since_less_skew_is_ignored(make: Callable[..., 
     assert h.inputs("D-stale") == []
 
 
+async def test_late_mail_older_than_a_used_one_is_not_submitted(
+    make: Callable[..., Harness],
+) -> None:
+    """An e-mail dated before one the account already used is an earlier checkpoint's: landing
+    late (within the skew), it is not submitted for the next one (bench/soak.py --late-mail)."""
+    h = make(code_timeout=0.5, republish_limit=0)
+    h.start()
+    await h.worker.add_draft("D-first")
+    assert (await h.reaches("D-first", State.PUBLISHED, State.FAILED)).state is State.PUBLISHED
+    earlier = datetime.now(UTC) - timedelta(seconds=30)  # before D-first's e-mail, within skew
+    await h.feed(compose("OTP", "bot@example.test", earlier, authserv_id=AUTHSERV), earlier)
+    h.sim.script("D-next", Script(mail=False))
+    await h.worker.add_draft("D-next")
+    draft = await h.reaches("D-next", State.FAILED, State.PUBLISHED)
+    assert (draft.state, draft.error) == (State.FAILED, "code_timeout")
+    assert h.inputs("D-next") == []
+
+
 async def test_race_mail_before_checkpoint_is_recorded_is_used(
     make: Callable[..., Harness],
 ) -> None:
