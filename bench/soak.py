@@ -7,8 +7,9 @@ seeded schedule kills Dovecot (SIGKILL of its process group, restarted after a
 short outage) and SIGKILLs the daemon (restarted on the same state). Each
 draft's simulator script adds API faults (503, 504 after the request was
 accepted, 429 with Retry-After, answers slower than the client's timeout,
-slow real answers) and mail faults (delayed, duplicated, a decoy first);
-mail to a killed Dovecot is retried as an MTA's queue would.
+slow real answers) and mail faults (delayed, duplicated, a decoy first,
+late: landing only after the bot gave up on it and published again); mail
+to a killed Dovecot is retried as an MTA's queue would.
 
 The verdicts come from ground truth (``soak_truth``): the simulators' record
 of every request and e-mail, the log files, the state database's bytes and
@@ -263,16 +264,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--late-mail",
         type=float,
-        default=0.0,
+        default=None,
         metavar="RATE",
-        help="also let this share of drafts get an e-mail that lands after the code timeout",
+        help="share of drafts whose e-mail lands after the code timeout (default 0.03)",
     )
     args = parser.parse_args(argv)
     if not dc.available():
         print("soak: dovecot is not installed (make dovecot)", file=sys.stderr)
         return 2
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
-    faults = replace(FaultPlan.short() if args.short else FaultPlan(), late_rate=args.late_mail)
+    faults = FaultPlan.short() if args.short else FaultPlan()
+    if args.late_mail is not None:
+        faults = replace(faults, late_rate=args.late_mail)
     limit = args.limit or (100.0 if args.short else 540.0)
     report = run_soak(args.drafts, args.accounts, limit, seed, faults)
     print(report.table())

@@ -14,9 +14,9 @@ from typing import Any
 API_FAULTS = ("503", "504_after_accept", "429_retry_after", "slow_timeout", "slow_answer")
 MAIL_FAULTS = ("mail_delayed", "mail_duplicated", "decoy")
 KINDS = API_FAULTS + MAIL_FAULTS
-# Opt-in (--late-mail): an e-mail that lands only after the bot gave up on it
-# and published again. Outside the design's matching rules (see the README's
-# reliability section): the bot may submit it for the account's next checkpoint.
+# An e-mail that lands only after the bot gave up on it and published again:
+# it must never be submitted for a later checkpoint. Rarer than the others,
+# since its draft holds the account up for CODE_TIMEOUT.
 LATE = "mail_late"
 # Mail to a killed Dovecot is retried this long (an MTA's queue); above any outage.
 MAIL_RETRY = 60.0
@@ -33,7 +33,7 @@ class FaultPlan:
     dovecot_kills: int = 8
     daemon_kills: int = 12
     rate: float = 0.08  # each draft gets each fault kind with this probability ...
-    late_rate: float = 0.0  # ... but mail_late (opt-in), which holds the account up
+    late_rate: float = 0.03  # ... but mail_late, which holds the account up (0: none)
     verify_rate: float = 0.15  # an EMAIL_VERIFICATION checkpoint (link, then PIN)
     chain_rate: float = 0.15  # EMAIL_VERIFICATION then OTP
     submit_window: float = 240.0  # seconds over which the drafts are handed over

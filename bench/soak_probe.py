@@ -115,6 +115,9 @@ class Probe:
             self._hit(log.name, log.read_bytes())
         report.leaked, report.leak_places = sum(self.hits.values()), dict(self.hits)
         report.observed = {"processes_scanned": len(self.processes_seen), **self.scanned}
+        # Positive control: the env files hold every secret, so the scan must find them there.
+        envs = b"".join(path.read_bytes() for path in self.stack.root.glob("*.env"))
+        report.observed["audit_control_hits_in_env_files"] = count_hits(envs, self.secrets)
         latencies: list[float] = []
         codes: list[str] = []
         links: list[str] = []

@@ -114,7 +114,7 @@ def test_plan_is_seeded_and_covers_every_kind() -> None:
     assert first.events == again.events
     assert first.scripts == again.scripts
     injected = first.injected()
-    assert set(soak_plan.KINDS) <= {k for k, n in injected.items() if n}
+    assert {*soak_plan.KINDS, soak_plan.LATE} <= {k for k, n in injected.items() if n}
     assert injected["dovecot_kill"] >= 1
     assert injected["daemon_kill"] >= 1
 
@@ -141,6 +141,7 @@ def test_short_soak() -> None:
     assert report.observed["audit_bytes_logs"] > 0
     assert report.observed["audit_bytes_state"] > 0
     assert report.observed["audit_bytes_proc"] > 0
+    assert report.observed["audit_control_hits_in_env_files"] >= 4  # 2 API keys, password, token
     served = report.observed  # the simulators really served the scripted faults
     for kind in ("fault_503", "fault_429", "fault_504", "timeout_after_accept", "replayed"):
         assert served.get(kind, 0) > 0, (kind, served)
