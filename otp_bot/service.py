@@ -94,6 +94,7 @@ def _check(settings_list: Sequence[Settings]) -> None:
         raise ConfigError("no account configured")
     for s in settings_list:
         _warn_health_bound(s)
+        _warn_clock_skew(s)
     ids = [s.account_id for s in settings_list]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
@@ -108,6 +109,18 @@ def _check(settings_list: Sequence[Settings]) -> None:
             raise ConfigError(
                 f"OTP_BOT_CONTROL_TOKEN: the accounts sharing {addr} must use the same token"
             )
+
+
+def _warn_clock_skew(s: Settings) -> None:
+    # A skew as long as the code timeout lets a late e-mail of a draft's first
+    # checkpoint pass for the e-mail of its re-publish (README, Reliability).
+    if s.clock_skew >= s.code_timeout:
+        log.warning(
+            "clock_skew_not_below_code_timeout",
+            account_id=s.account_id,
+            clock_skew=s.clock_skew,
+            code_timeout=s.code_timeout,
+        )
 
 
 def _warn_health_bound(s: Settings) -> None:

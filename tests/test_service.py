@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from otp_bot import service
 from otp_bot.errors import ConfigError
@@ -88,6 +89,25 @@ async def test_duplicate_accounts_are_refused(dovecot: dc.Dovecot) -> None:
     """The same OTP_BOT_ACCOUNT_ID in two env files is a configuration error."""
     with pytest.raises(ConfigError, match="more than once"):
         await service.run([base(dovecot), base(dovecot)], stop=asyncio.Event())
+
+
+async def test_clock_skew_not_below_code_timeout_warns(dovecot: dc.Dovecot) -> None:
+    """A clock skew as long as the code timeout is named in a startup warning."""
+    settings = base(dovecot, clock_skew=600, code_timeout=300)
+    stop = asyncio.Event()
+    stop.set()
+    with capture_logs() as logs:
+        assert await service.run([settings], stop=stop) == 0
+    warned = [e for e in logs if e["event"] == "clock_skew_not_below_code_timeout"]
+    assert warned == [
+        {
+            "event": "clock_skew_not_below_code_timeout",
+            "log_level": "warning",
+            "account_id": settings.account_id,
+            "clock_skew": 600.0,
+            "code_timeout": 300.0,
+        }
+    ]
 
 
 async def test_shared_address_needs_one_token(dovecot: dc.Dovecot) -> None:
