@@ -119,9 +119,14 @@ class Account:
         return draft.to_dict() if draft is not None else None
 
     async def add_draft(
-        self, draft_id: str, options: Mapping[str, Any] | None, checkpoint: str | None
+        self,
+        draft_id: str,
+        options: Mapping[str, Any] | None,
+        checkpoint: str | None,
+        *,
+        retry: bool = False,
     ) -> JsonDict:
-        draft = await self.worker.add_draft(draft_id, options, checkpoint)
+        draft = await self.worker.add_draft(draft_id, options, checkpoint, retry=retry)
         self._counts = None
         return draft.to_dict()
 

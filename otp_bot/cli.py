@@ -82,7 +82,9 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     from otp_bot.control_client import ControlClient
 
     client = ControlClient.from_settings(_settings(args)[0])
-    draft = client.publish(args.draft_id, checkpoint=args.checkpoint, account_id=args.account_id)
+    draft = client.publish(
+        args.draft_id, checkpoint=args.checkpoint, account_id=args.account_id, retry=args.retry
+    )
     print(json.dumps(draft, ensure_ascii=False))
     return EXIT_OK
 
@@ -130,6 +132,9 @@ def _add_daemon_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         help="a checkpoint someone else's publish call already received",
     )
     publish.add_argument("--account-id", help="when several accounts share the control API")
+    publish.add_argument(
+        "--retry", action="store_true", help="queue a failed draft again (others: unchanged)"
+    )
     publish.set_defaults(handler=_cmd_publish)
 
     status = sub.add_parser("status", help="show the drafts of the running daemon")

@@ -1,6 +1,6 @@
 """The control API: hand drafts to the daemon, read their state, health, metrics.
 
-    POST /drafts          {"draft_id", "options"?, "checkpoint"?, "account_id"?}
+    POST /drafts          {"draft_id", "options"?, "checkpoint"?, "account_id"?, "retry"?}
     GET  /drafts          every draft (?account_id=, ?state= filter)
     GET  /drafts/{id}     one draft
     GET  /healthz         200 when every account's mailbox loop is fresh, else 503
@@ -30,7 +30,9 @@ log = structlog.get_logger(__name__)
 
 CHECKPOINT_TYPES = ("OTP", "EMAIL_VERIFICATION")
 PUBLISH_OPTIONS = ("mode", "service", "hiring_photo_frame", "bypass_email_verification", "budget")
-_BODY_KEYS = frozenset({"draft_id", "options", "checkpoint", "account_id", *PUBLISH_OPTIONS})
+_BODY_KEYS = frozenset(
+    {"draft_id", "options", "checkpoint", "account_id", "retry", *PUBLISH_OPTIONS}
+)
 # A draft request is a few hundred bytes; anything near this is not one.
 MAX_BODY_BYTES = 64 * 1024
 # An idle keep-alive connection must not hold shutdown up (SIGTERM: 3 s in all).
@@ -51,7 +53,12 @@ class ControlledAccount(Protocol):
     def draft(self, draft_id: str) -> JsonDict | None: ...
 
     async def add_draft(
-        self, draft_id: str, options: Mapping[str, Any] | None, checkpoint: str | None
+        self,
+        draft_id: str,
+        options: Mapping[str, Any] | None,
+        checkpoint: str | None,
+        *,
+        retry: bool = False,
     ) -> JsonDict: ...
 
     def health(self) -> JsonDict: ...
@@ -166,17 +173,23 @@ class ControlServer:
         checkpoint = body.get("checkpoint")
         if checkpoint is not None and checkpoint not in CHECKPOINT_TYPES:
             raise BadRequest(400, '"checkpoint" must be "OTP" or "EMAIL_VERIFICATION"')
+        retry = body.get("retry", False)
+        if not isinstance(retry, bool):
+            raise BadRequest(400, '"retry" must be true or false')
         account = self._account_for(body.get("account_id"))
-        existed = account.draft(draft_id) is not None
-        draft = await account.add_draft(draft_id, _options(body), checkpoint)
+        before = account.draft(draft_id)
+        draft = await account.add_draft(draft_id, _options(body), checkpoint, retry=retry)
+        # Queued now: a new draft, or a failed one retried (that always re-queues it).
+        queued = before is None or (retry and before.get("state") == "failed")
         log.debug(
             "control_draft_posted",
             account_id=account.account_id,
             draft_id=draft_id,
             checkpoint=checkpoint,
-            new=not existed,
+            new=before is None,
+            retry=retry,
         )
-        return web.json_response(draft, status=200 if existed else 202)
+        return web.json_response(draft, status=202 if queued else 200)
 
     async def _list_drafts(self, request: web.Request) -> web.Response:
         wanted_account = request.query.get("account_id")

@@ -76,11 +76,18 @@ class ControlClient:
         return reply.body
 
     def publish(
-        self, draft_id: str, *, checkpoint: str | None = None, account_id: str | None = None
+        self,
+        draft_id: str,
+        *,
+        checkpoint: str | None = None,
+        account_id: str | None = None,
+        retry: bool = False,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"draft_id": draft_id}
         if checkpoint:
             body["checkpoint"] = checkpoint
+        if retry:
+            body["retry"] = True
         if account_id:
             body["account_id"] = account_id
         result: dict[str, Any] = self.checked("POST", "/drafts", body)

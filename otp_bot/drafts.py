@@ -16,6 +16,7 @@ before it acts on it.
       └────────────Submit───────────────┘ ▼ published
 
     Fail: any state but published/failed -> failed
+    Retry: failed -> queued (only on request: the bot never moves a failed draft)
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class State(StrEnum):
     SUBMITTING = "submitting"
     # Terminal: the job exists (``job_state`` says whether live or in review).
     PUBLISHED = "published"
-    # Terminal: ``error`` says why.
+    # Terminal for the bot: ``error`` says why. Only a user's ``Retry`` re-queues it.
     FAILED = "failed"
 
 
@@ -241,7 +242,31 @@ class Fail:
         return f"failed: {self.error}" + (f" - {self.detail}" if self.detail else "")
 
 
-Event = StartPublish | Republish | GotCheckpoint | GotPublished | Submit | SolutionRejected | Fail
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """A user asked to try a failed draft again: a fresh attempt, same job and history."""
+
+    previous_error: str | None = None
+
+    def effect(self, draft: Draft, now: datetime) -> Draft:
+        return replace(
+            draft, republishes=0, error=None, error_detail=None, checkpoint=None, since=None
+        )
+
+    def describe(self) -> str:
+        return "retry requested" + (f" after {self.previous_error}" if self.previous_error else "")
+
+
+Event = (
+    StartPublish
+    | Republish
+    | GotCheckpoint
+    | GotPublished
+    | Submit
+    | SolutionRejected
+    | Fail
+    | Retry
+)
 
 _Q, _P, _A, _S = State.QUEUED, State.PUBLISHING, State.AWAITING_CODE, State.SUBMITTING
 # The life cycle: (state, event type) -> next state. Anything else is illegal.
@@ -260,6 +285,7 @@ TRANSITIONS: dict[tuple[State, type[Event]], State] = {
     (_S, SolutionRejected): _A,
     (_S, Republish): _P,
     (_S, Fail): State.FAILED,
+    (State.FAILED, Retry): _Q,  # only ever on a user's request (``add_draft(retry=True)``)
 }
 EVENT_TYPES: tuple[type[Event], ...] = get_args(Event)
 

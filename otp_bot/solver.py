@@ -2,8 +2,9 @@
 
 One ``AccountWorker`` per account. Its ``run`` task alone moves drafts that
 are under way; ``add_draft`` only inserts (or registers a checkpoint while the
-account's slot is free) and ``on_mail`` only stores evidence, and both wake
-the task. One step at a time (``solver_steps``), each committed before it acts:
+account's slot is free, or re-queues a failed draft when asked to retry) and
+``on_mail`` only stores evidence, and both wake the task. One step at a time
+(``solver_steps``), each committed before it acts:
 
 - no draft under way: the oldest queued one takes the account's slot
   (``publishing`` under a fresh idempotency key, committed, then published);
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from otp_bot.drafts import ACTIVE, Draft, Fail, GotCheckpoint, new_draft
+from otp_bot.drafts import ACTIVE, Draft, Fail, GotCheckpoint, Retry, State, new_draft
 from otp_bot.errors import InputRejected
 from otp_bot.postpress import PublishOptions
 from otp_bot.solver_steps import DraftSteps, new_key, utcnow
@@ -67,11 +68,19 @@ class AccountWorker(DraftSteps):
         draft_id: str,
         options: Mapping[str, Any] | None = None,
         checkpoint: str | None = None,
+        *,
+        retry: bool = False,
     ) -> Draft:
-        """Queue a draft (idempotent); raises ``InputRejected`` for unusable input."""
+        """Queue a draft (idempotent); raises ``InputRejected`` for unusable input.
+
+        ``retry``: an existing draft that failed is queued again for a fresh
+        attempt; any other existing draft is returned unchanged.
+        """
         _check_new(draft_id, options, checkpoint)
         existing = self.draft(draft_id)
         if existing is not None:
+            if retry and existing.state is State.FAILED:
+                return self._retry(existing)
             return existing
         fresh = new_draft(self.account_id, draft_id, self.clock(), options, checkpoint)
         draft = self.records.insert_draft(fresh)
@@ -83,6 +92,14 @@ class AccountWorker(DraftSteps):
             draft = self._commit(draft, Fail(self.account_error, "the account is parked"))
         elif checkpoint is not None and not self._under_way():
             draft = self._commit(draft, GotCheckpoint(checkpoint, issued_at=draft.since))
+        self.wake.set()
+        return draft
+
+    def _retry(self, failed: Draft) -> Draft:
+        """Re-queue a failed draft; on a parked account it fails again at once, as a new one."""
+        draft = self._commit(failed, Retry(failed.error))
+        if self.account_error is not None:
+            draft = self._commit(draft, Fail(self.account_error, "the account is parked"))
         self.wake.set()
         return draft
 

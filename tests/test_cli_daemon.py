@@ -99,6 +99,21 @@ def test_status_table_is_readable(account: Account, daemon: Daemon) -> None:
     assert row.split()[1] == "published"
 
 
+# Runs before the registered checkpoint below, whose unsolved draft then holds the
+# account's checkpoint slot for the rest of this module.
+def test_publish_retry_requeues_a_failed_draft(account: Account, daemon: Daemon) -> None:
+    """`otp-bot publish --retry` queues a failed draft again; it then publishes."""
+    otp_bot("publish", "cli-notfound", "--env-file", account.env_file)  # 404 once, then fine
+    failed = daemon.wait_state("cli-notfound", "failed")
+    assert failed["error"] == "errors/resource_not_found"
+    result = otp_bot("publish", "cli-notfound", "--env-file", account.env_file, "--retry")
+    assert result.returncode == 0, result.stderr
+    retried = json.loads(result.stdout)
+    assert (retried["error"], retried["created_at"]) == (None, failed["created_at"])
+    assert retried["state"] in ("queued", "publishing", "awaiting_code")
+    assert daemon.wait_state("cli-notfound", "published")["job_id"]
+
+
 def test_publish_with_a_registered_checkpoint(account: Account, daemon: Daemon) -> None:
     """`otp-bot publish --checkpoint OTP` registers a checkpoint someone else received."""
     result = otp_bot("publish", "cli-reg", "--env-file", account.env_file, "--checkpoint", "OTP")

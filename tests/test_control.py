@@ -12,7 +12,7 @@ from otp_bot import service
 from otp_bot.control import ControlServer
 from otp_bot.errors import ConfigError
 from otp_bot.metrics import Metrics
-from otp_bot.simulator_script import Script
+from otp_bot.simulator_script import Fault, Script
 from tests import dovecot as dc
 from tests.inprocess import running, settings_for
 
@@ -58,6 +58,8 @@ BAD_BODIES = [
     pytest.param({"draft_id": "d", "options": {"speed": 1}}, "speed", id="unknown-option"),
     pytest.param({"draft_id": "d", "options": []}, "options", id="options-not-object"),
     pytest.param({"draft_id": " d"}, "draft_id", id="draft-id-with-space"),
+    pytest.param({"draft_id": "d", "retry": "yes"}, "retry", id="retry-not-bool"),
+    pytest.param({"draft_id": "d", "retry": 1}, "retry", id="retry-number"),
 ]
 
 
@@ -81,6 +83,23 @@ async def test_publish_options_reach_postpress(dovecot: dc.Dovecot) -> None:
         [publish] = [r for r in daemon.sims["acc_inproc"].requests if r.endpoint == "publish"]
         assert publish.body["mode"] == "PROMOTED"
         assert publish.body["service"] == "RECRUITER"
+
+
+async def test_retry_requeues_only_a_failed_draft(dovecot: dc.Dovecot) -> None:
+    """ "retry": true re-queues a failed draft (202) to published; otherwise a no-op (200)."""
+    retry = {"draft_id": "d-re", "retry": True}
+    not_found = Script(faults=(Fault("errors/resource_not_found"),))
+    async with running(dovecot) as daemon:
+        daemon.sims["acc_inproc"].script("d-re", not_found)
+        assert (await daemon.request("POST", "/drafts", {"draft_id": "d-re"}))[0] == 202
+        failed = await daemon.wait_state("d-re", "failed")
+        assert await daemon.request("POST", "/drafts", {"draft_id": "d-re"}) == (200, failed)
+        status, queued = await daemon.request("POST", "/drafts", retry)
+        assert (status, queued["error"], queued["republishes"]) == (202, None, 0)
+        assert queued["state"] in ("queued", "publishing", "awaiting_code")
+        published = await daemon.wait_state("d-re", "published")
+        assert published["created_at"] == failed["created_at"]
+        assert await daemon.request("POST", "/drafts", retry) == (200, published)
 
 
 async def test_registered_checkpoint_waits_without_publishing(dovecot: dc.Dovecot) -> None:

@@ -24,6 +24,7 @@ EVENTS: list[d.Event] = [
     d.Submit("key-3", "hash", "code", "****56"),
     d.SolutionRejected("errors/invalid_checkpoint_solution"),
     d.Fail("errors/disconnected_account", "account parked"),
+    d.Retry("errors/disconnected_account"),
 ]
 
 
@@ -44,7 +45,7 @@ PAIRS = [(state, event) for state in State for event in EVENTS]
     ("state", "event"), PAIRS, ids=[f"{s}-{d.event_name(e)}" for s, e in PAIRS]
 )
 def test_every_state_event_pair(state: State, event: d.Event) -> None:
-    """Each of the 42 (state, event) pairs: legal lands on the table's target, illegal raises."""
+    """Each of the 48 (state, event) pairs: legal lands on the table's target, illegal raises."""
     draft = draft_in(state)
     target = d.TRANSITIONS.get((state, type(event)))
     if target is None:
@@ -69,7 +70,10 @@ def test_random_walks_follow_the_table_and_keep_invariants(events: list[d.Event]
             continue
         after = d.advance(draft, event, T0 + timedelta(seconds=step))
         assert after.state is target
-        assert after.republishes >= draft.republishes
+        if isinstance(event, d.Retry):  # a fresh attempt: the bound starts again
+            assert (after.republishes, after.error, after.error_detail) == (0, None, None)
+        else:
+            assert after.republishes >= draft.republishes
         in_flight = after.state in {State.PUBLISHING, State.SUBMITTING}
         assert (after.idempotency_key is not None) is in_flight
         assert (after.input_hash is not None) is (after.state is State.SUBMITTING)
@@ -80,12 +84,35 @@ def test_random_walks_follow_the_table_and_keep_invariants(events: list[d.Event]
         draft = after
 
 
-@pytest.mark.parametrize("state", [State.PUBLISHED, State.FAILED])
-def test_terminal_states_accept_nothing(state: State) -> None:
-    """published and failed are terminal: no event moves them."""
+def test_terminal_states_accept_nothing_but_a_retry_of_a_failed_draft() -> None:
+    """No event moves a published draft; a failed one moves only on Retry, to queued."""
     for event in EVENTS:
         with pytest.raises(d.IllegalTransition):
-            d.advance(draft_in(state), event, T1)
+            d.advance(draft_in(State.PUBLISHED), event, T1)
+    for event in EVENTS:
+        if isinstance(event, d.Retry):
+            assert d.advance(draft_in(State.FAILED), event, T1).state is State.QUEUED
+        else:
+            with pytest.raises(d.IllegalTransition):
+                d.advance(draft_in(State.FAILED), event, T1)
+    assert [key for key in d.TRANSITIONS if key[1] is d.Retry] == [(State.FAILED, d.Retry)]
+
+
+def test_retry_starts_afresh_but_keeps_the_job_and_the_creation() -> None:
+    """Retry clears the error, the bound's count and any checkpoint; job_id and created_at stay."""
+    draft = d.advance(draft_in(State.QUEUED), d.GotCheckpoint("OTP", "job-7", issued_at=T0), T0)
+    draft = d.advance(draft, d.Republish("code_timeout", "k1"), T0)
+    draft = d.advance(draft, d.GotCheckpoint("OTP"), T0)
+    draft = d.advance(draft, d.Fail("code_timeout", "gave up after 1"), T0)
+    assert (draft.republishes, draft.checkpoint) == (1, "OTP")
+    retried = d.advance(draft, d.Retry(draft.error), T1)
+    assert retried.state is State.QUEUED
+    assert (retried.republishes, retried.error, retried.error_detail) == (0, None, None)
+    assert (retried.checkpoint, retried.since, retried.idempotency_key) == (None, None, None)
+    assert (retried.input_hash, retried.input_form) == (None, None)
+    assert (retried.job_id, retried.created_at, retried.updated_at) == ("job-7", T0, T1)
+    assert d.event_name(d.Retry()) == "retry"
+    assert d.Retry("code_timeout").describe() == "retry requested after code_timeout"
 
 
 def test_happy_path_with_checkpoint() -> None:

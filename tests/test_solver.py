@@ -612,6 +612,85 @@ async def test_already_performed_counts_as_published(make: Callable[..., Harness
     assert (draft.state, draft.error) == (State.PUBLISHED, None)
 
 
+# --- retry: only an explicit request moves a failed draft ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("faults", "error"),
+    [
+        ((Fault("errors/resource_not_found"),), "errors/resource_not_found"),
+        ((Fault("errors/service_unavailable"),) * 3, "errors/service_unavailable"),
+    ],
+    ids=["draft_error", "transient_exhausted"],
+)
+async def test_retry_requeues_a_failed_draft_until_published(
+    make: Callable[..., Harness], faults: tuple[Fault, ...], error: str
+) -> None:
+    """A failed draft stays failed until add_draft(retry=True) queues it afresh, then publishes."""
+    h = make()
+    h.sim.script("D-again", Script(faults=faults))
+    h.start()
+    await h.worker.add_draft("D-again")
+    failed = await h.reaches("D-again", State.FAILED)
+    assert failed.error == error
+    assert await h.worker.add_draft("D-again") == failed  # without retry: unchanged
+    with capture_logs() as logs:
+        queued = await h.worker.add_draft("D-again", retry=True)
+    assert (queued.state, queued.error, queued.error_detail) == (State.QUEUED, None, None)
+    assert queued.created_at == failed.created_at
+    [moved] = [e for e in logs if e["event"] == "draft_transition"]
+    assert (moved["transition"], moved["from_state"], moved["to_state"]) == (
+        "retry",
+        "failed",
+        "queued",
+    )
+    draft = await h.reaches("D-again", State.PUBLISHED, State.FAILED)
+    assert (draft.state, draft.error, draft.republishes) == (State.PUBLISHED, None, 0)
+    history = h.records.draft_history(ACCOUNT, "D-again")
+    events = [e["event"] for e in history]
+    assert events[:3] == ["added", "start_publish", "fail"]
+    assert events[3:] == ["retry", "start_publish", "got_checkpoint", "submit", "got_published"]
+    assert history[3]["detail"] == f"retry requested after {error}"
+    publishes = [r for r in h.sim.requests if r.endpoint == "publish" and r.outcome != "fault"]
+    assert len(publishes) == 1
+
+
+async def test_retry_leaves_a_published_or_active_draft_unchanged(
+    make: Callable[..., Harness],
+) -> None:
+    """retry=True on a draft that did not fail is a no-op: no history line, no publish call."""
+    h = make()
+    h.start()
+    await h.worker.add_draft("D-done")
+    published = await h.reaches("D-done", State.PUBLISHED, State.FAILED)
+    assert published.state is State.PUBLISHED
+    h.auto_mail = False
+    await h.worker.add_draft("D-wait")
+    waiting = await h.reaches("D-wait", State.AWAITING_CODE)
+    sent = len(h.sim.requests)
+    assert await h.worker.add_draft("D-done", retry=True) == published
+    assert await h.worker.add_draft("D-wait", retry=True) == waiting
+    assert len(h.sim.requests) == sent
+    assert "retry" not in [e["event"] for e in h.records.draft_history(ACCOUNT, "D-done")]
+    assert "retry" not in [e["event"] for e in h.records.draft_history(ACCOUNT, "D-wait")]
+
+
+async def test_retry_on_a_parked_account_fails_again_at_once(make: Callable[..., Harness]) -> None:
+    """While the account is parked a retried draft fails fast with the park's type, as a new one."""
+    h = make()
+    h.sim.script("D-park", Script(faults=(Fault("errors/account_restricted"),)))
+    h.start()
+    await h.worker.add_draft("D-park")
+    await h.reaches("D-park", State.FAILED)
+    assert h.worker.account_error == "errors/account_restricted"
+    again = await h.worker.add_draft("D-park", retry=True)
+    assert (again.state, again.error) == (State.FAILED, "errors/account_restricted")
+    assert again.error_detail == "the account is parked"
+    events = [e["event"] for e in h.records.draft_history(ACCOUNT, "D-park")]
+    assert events[-2:] == ["retry", "fail"]
+    assert [r.draft_id for r in h.sim.requests] == ["D-park"]
+
+
 # --- the whole mail path: Dovecot, the real watcher, after_use ---------------------
 
 
