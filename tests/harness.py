@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -293,6 +293,15 @@ class Stack:
         self.accounts[account_id] = account
         return account
 
+    def start_account(
+        self, account_id: str, user: str, **settings: str
+    ) -> tuple[Simulator, Daemon]:
+        """One account with its simulator and a daemon of its own, started and READY."""
+        account = self.add_account(account_id, user, **settings)
+        daemon = self.daemon(account_id)
+        daemon.start_ready()
+        return account.simulator, daemon
+
     def daemon(self, *account_ids: str, token: str | None = None) -> Daemon:
         accounts = [self.accounts[a] for a in account_ids]
         index = len(self.daemons)
@@ -324,3 +333,17 @@ class Stack:
 def _write_env(path: Path, values: Mapping[str, str]) -> None:
     path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     path.chmod(0o600)
+
+
+@contextlib.contextmanager
+def running_stack(users: Iterable[str]) -> Iterator[Stack]:
+    """A Stack with a private Dovecot for ``users``; its logs are printed, then it is closed."""
+    if not dc.available():
+        raise RuntimeError("dovecot is not installed: run `make test`, which installs it")
+    stack = Stack()
+    stack.start_dovecot(users)
+    try:
+        yield stack
+    finally:
+        print(stack.logs())
+        stack.close()

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests import dovecot as dc
-from tests.harness import Daemon, Simulator, Stack
+from tests.harness import Daemon, Simulator, Stack, running_stack
 
 pytestmark = [pytest.mark.dovecot, pytest.mark.slow]
 
@@ -24,22 +23,12 @@ ACCOUNT = "acc_errors"
 @pytest.fixture
 def stack() -> Iterator[Stack]:
     """A fresh Dovecot, simulator and daemon per test (its logs are printed on failure)."""
-    if not dc.available():
-        pytest.fail("dovecot is not installed: run `make test`, which installs it")
-    stack = Stack()
-    stack.start_dovecot([USER])
-    try:
+    with running_stack([USER]) as stack:
         yield stack
-    finally:
-        print(stack.logs())
-        stack.close()
 
 
 def start(stack: Stack, **settings: str) -> tuple[Simulator, Daemon]:
-    account = stack.add_account(ACCOUNT, USER, **settings)
-    daemon = stack.daemon(ACCOUNT)
-    daemon.start_ready()
-    return account.simulator, daemon
+    return stack.start_account(ACCOUNT, USER, **settings)
 
 
 Run = tuple[Simulator, Daemon, dict[str, Any]]

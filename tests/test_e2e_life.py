@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests import dovecot as dc
-from tests.harness import Daemon, Simulator, Stack, wait_until
+from tests.harness import Daemon, Simulator, Stack, running_stack, wait_until
 
 pytestmark = [pytest.mark.dovecot, pytest.mark.slow]
 
@@ -29,22 +29,12 @@ STOP_BOUND = 3.0
 @pytest.fixture
 def stack() -> Iterator[Stack]:
     """A fresh Dovecot with two mailboxes; simulators and daemons added per test."""
-    if not dc.available():
-        pytest.fail("dovecot is not installed: run `make test`, which installs it")
-    stack = Stack()
-    stack.start_dovecot([USER, OTHER])
-    try:
+    with running_stack([USER, OTHER]) as stack:
         yield stack
-    finally:
-        print(stack.logs())
-        stack.close()
 
 
 def start(stack: Stack, **settings: str) -> tuple[Simulator, Daemon]:
-    account = stack.add_account("acc_life", USER, **settings)
-    daemon = stack.daemon("acc_life")
-    daemon.start_ready()
-    return account.simulator, daemon
+    return stack.start_account("acc_life", USER, **settings)
 
 
 def restart_after_kill(daemon: Daemon) -> None:

@@ -16,8 +16,7 @@ import pytest
 
 from otp_bot.extract import extract
 from otp_bot.linkedin_mail import compose
-from tests import dovecot as dc
-from tests.harness import Daemon, Simulator, Stack
+from tests.harness import Daemon, Simulator, Stack, running_stack
 
 pytestmark = [pytest.mark.dovecot, pytest.mark.slow]
 
@@ -27,22 +26,12 @@ USER = "bot@example.test"
 @pytest.fixture
 def stack() -> Iterator[Stack]:
     """A fresh Dovecot, simulator and daemon per test (its logs are printed on failure)."""
-    if not dc.available():
-        pytest.fail("dovecot is not installed: run `make test`, which installs it")
-    stack = Stack()
-    stack.start_dovecot([USER])
-    try:
+    with running_stack([USER]) as stack:
         yield stack
-    finally:
-        print(stack.logs())
-        stack.close()
 
 
 def start(stack: Stack, **settings: str) -> tuple[Simulator, Daemon]:
-    account = stack.add_account("acc_e2e", USER, **settings)
-    daemon = stack.daemon("acc_e2e")
-    daemon.start_ready()
-    return account.simulator, daemon
+    return stack.start_account("acc_e2e", USER, **settings)
 
 
 def inputs(sim: Simulator, draft_id: str) -> list[tuple[str, str]]:
