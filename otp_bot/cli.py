@@ -11,21 +11,33 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from otp_bot import __version__
-from otp_bot.config import Settings, load_settings
+from otp_bot.config import Settings, load_control_settings, load_settings
 from otp_bot.errors import ConfigError, OtpBotError
 from otp_bot.logs import scrub_text
+
+if TYPE_CHECKING:
+    from otp_bot.control_client import ControlClient
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
-def _settings(args: argparse.Namespace) -> list[Settings]:
+def _env_files(args: argparse.Namespace) -> list[Path | None]:
     files: list[Path] = args.env_file if isinstance(args.env_file, list) else [args.env_file]
-    files = [path for path in files if path is not None]
-    if not files:
-        return [load_settings()]
-    return [load_settings(path) for path in files]
+    return [path for path in files if path is not None] or [None]
+
+
+def _settings(args: argparse.Namespace) -> list[Settings]:
+    return [load_settings(path) for path in _env_files(args)]
+
+
+def _control(args: argparse.Namespace) -> ControlClient:
+    """A client of the running daemon: needs only its address and token, no other secret."""
+    from otp_bot.control_client import ControlClient
+
+    return ControlClient.from_settings(load_control_settings(_env_files(args)[0]))
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
@@ -79,10 +91,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
-    from otp_bot.control_client import ControlClient
-
-    client = ControlClient.from_settings(_settings(args)[0])
-    draft = client.publish(
+    draft = _control(args).publish(
         args.draft_id, checkpoint=args.checkpoint, account_id=args.account_id, retry=args.retry
     )
     print(json.dumps(draft, ensure_ascii=False))
@@ -90,10 +99,9 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from otp_bot.control_client import ControlClient, table
+    from otp_bot.control_client import table
 
-    client = ControlClient.from_settings(_settings(args)[0])
-    drafts = client.drafts(args.draft_id, account_id=args.account_id)
+    drafts = _control(args).drafts(args.draft_id, account_id=args.account_id)
     print(json.dumps(drafts, ensure_ascii=False) if args.json else table(drafts))
     return EXIT_OK
 
@@ -111,9 +119,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_health(args: argparse.Namespace) -> int:
-    from otp_bot.control_client import ControlClient, health_line
+    from otp_bot.control_client import health_line
 
-    reply = ControlClient.from_settings(_settings(args)[0]).health()
+    reply = _control(args).health()
     print(health_line(reply))
     return EXIT_OK if reply.status == 200 else EXIT_FAILURE
 

@@ -11,7 +11,7 @@ import ipaddress
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     AnyHttpUrl,
@@ -96,8 +96,12 @@ def _split_list(value: object) -> object:
     return value
 
 
-class Settings(BaseSettings):
-    """Everything one account needs; see ``.env.example`` for each variable."""
+class ControlSettings(BaseSettings):
+    """What talking to a running daemon takes (``publish``, ``status``, ``health``).
+
+    No postpress or IMAP secret is needed for that, so an operator's shell can
+    use the account's env file as it is.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -106,6 +110,20 @@ class Settings(BaseSettings):
         frozen=True,
         hide_input_in_errors=True,
     )
+
+    control_addr: str = "127.0.0.1:8787"
+    # Bearer token required by the control API (unset: no auth, loopback only).
+    control_token: SecretStr | None = None
+
+    @field_validator("control_addr")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        split_host_port(value)
+        return value
+
+
+class Settings(ControlSettings):
+    """Everything one account needs; see ``.env.example`` for each variable."""
 
     # --- postpress -----------------------------------------------------
     account_id: str = Field(min_length=1, max_length=200)
@@ -172,9 +190,6 @@ class Settings(BaseSettings):
 
     # --- running ----------------------------------------------------------
     state_dir: Path = Field(default_factory=_default_state_dir)
-    control_addr: str = "127.0.0.1:8787"
-    # Bearer token required by the control API (unset: no auth, loopback only).
-    control_token: SecretStr | None = None
     # /healthz fails when the mailbox loop made no progress for this long.
     health_max_stale: Seconds = 1200
     log_format: LogFormat = LogFormat.AUTO
@@ -190,12 +205,6 @@ class Settings(BaseSettings):
     def _non_empty_unique(cls, value: list[InputForm]) -> list[InputForm]:
         if not value or len(set(value)) != len(value):
             raise ValueError("must list link and/or pin, each at most once")
-        return value
-
-    @field_validator("control_addr")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        split_host_port(value)
         return value
 
     @field_validator("log_level")
@@ -250,11 +259,23 @@ def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
 
     The message never contains a value (secrets included).
     """
+    return _load(Settings, env_file, overrides)
+
+
+def load_control_settings(env_file: Path | None = None) -> ControlSettings:
+    """Only the control API's address and token (see ``ControlSettings``)."""
+    return _load(ControlSettings, env_file, {})
+
+
+S = TypeVar("S", bound=ControlSettings)
+
+
+def _load(cls: type[S], env_file: Path | None, overrides: dict[str, Any]) -> S:
     if env_file is not None and not env_file.is_file():
         raise ConfigError(f"env file not found: {env_file}")
     secrets_dir = os.environ.get("CREDENTIALS_DIRECTORY")
     try:
-        return Settings(  # type: ignore[call-arg]
+        return cls(  # type: ignore[call-arg]  # pydantic-settings' init-only arguments
             _env_file=env_file,
             _secrets_dir=secrets_dir if secrets_dir and Path(secrets_dir).is_dir() else None,
             **overrides,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from otp_bot.config import Settings, split_host_port
+from otp_bot.config import ControlSettings, split_host_port
 from otp_bot.errors import OtpBotError
 
 # The daemon answers from memory; a slow answer means it is stuck.
@@ -43,7 +43,7 @@ class ControlClient:
         self._timeout = timeout
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ControlClient:
+    def from_settings(cls, settings: ControlSettings) -> ControlClient:
         token = settings.control_token.get_secret_value() if settings.control_token else None
         return cls(settings.control_addr, token)
 

@@ -70,6 +70,20 @@ def test_publish_prints_the_draft_and_returns_at_once(account: Account, daemon: 
     daemon.wait_state("cli-plain", "published")
 
 
+def test_control_commands_need_no_api_or_imap_secret(
+    account: Account, daemon: Daemon, tmp_path: Path
+) -> None:
+    """status and health work from an env file holding only the control address and token."""
+    otp_bot("publish", "cli-nosecret", "--env-file", account.env_file)
+    daemon.wait_state("cli-nosecret", "published")
+    env = tmp_path / "control-only.env"
+    env.write_text(f"OTP_BOT_CONTROL_ADDR={account.control_addr}\nOTP_BOT_CONTROL_TOKEN={TOKEN}\n")
+    status = otp_bot("status", "--env-file", env, "--json", "cli-nosecret")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)[0]["state"] == "published"
+    assert otp_bot("health", "--env-file", env).returncode == 0
+
+
 def test_status_json_is_an_array_with_the_documented_fields(account: Account,
                                                             daemon: Daemon) -> None:  # fmt: skip
     """`otp-bot status --json` prints a JSON array; each object has the design's fields."""
@@ -200,11 +214,18 @@ def test_check_reports_an_unreachable_api_host(account: Account, tmp_path: Path)
 
 
 def test_bad_configuration_exits_2(tmp_path: Path) -> None:
-    """A missing variable: exit 2 and a message naming it (for every daemon command)."""
+    """A missing or bad variable: exit 2 and a message naming it (for every daemon command)."""
     env = tmp_path / "empty.env"
-    env.write_text("OTP_BOT_API_KEY=pp_test_x\n")
-    for command in ("run", "publish d1", "status", "check", "health"):
-        result = otp_bot(*command.split(), "--env-file", env)
+    env.write_text("OTP_BOT_API_KEY=pp_test_x\nOTP_BOT_CONTROL_TOKEN=secret-token-x\n")
+    for command in ("run", "check"):
+        result = otp_bot(command, "--env-file", env)
         assert result.returncode == 2, command
         assert "OTP_BOT_ACCOUNT_ID: is required" in result.stderr
         assert "pp_test_x" not in result.stderr
+    # publish, status and health need only the control address (and token).
+    env.write_text("OTP_BOT_CONTROL_ADDR=nohostport\nOTP_BOT_CONTROL_TOKEN=secret-token-x\n")
+    for command in ("publish d1", "status", "health"):
+        result = otp_bot(*command.split(), "--env-file", env)
+        assert result.returncode == 2, command
+        assert "OTP_BOT_CONTROL_ADDR" in result.stderr
+        assert "secret-token-x" not in result.stderr
