@@ -168,14 +168,19 @@ class Account:
         }
 
     def progressing(self) -> bool:
-        """The mailbox loop made progress recently (systemd's watchdog is fed only then).
+        """No task crashed and the mailbox loop made progress recently.
 
-        A refused IMAP login counts as progressing: restarting the daemon
-        cannot fix a password, and the restart would stop the healthy accounts.
+        systemd's watchdog is fed only then, and ``GET /healthz?live=1`` (the
+        liveness probe) answers 200 only then: a restart fixes these two. A
+        refused IMAP login counts as progressing, and so does a parked account:
+        a restart cannot fix a password or an account, and would stop the
+        healthy accounts.
         """
+        if self.crashed is not None:
+            return False
         if self.watcher.state == "auth_failed":
             return True
-        return self.crashed is None and self.progress_age() <= self.settings.health_max_stale
+        return self.progress_age() <= self.settings.health_max_stale
 
     def settled(self) -> bool:
         """The mailbox is watched, or the account is stuck in a known, reported way."""

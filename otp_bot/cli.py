@@ -121,7 +121,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_health(args: argparse.Namespace) -> int:
     from otp_bot.control_client import health_line
 
-    reply = _control(args).health()
+    reply = _control(args).health(live=args.live)
     print(health_line(reply))
     return EXIT_OK if reply.status == 200 else EXIT_FAILURE
 
@@ -158,6 +158,12 @@ def _add_daemon_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
 
     health = sub.add_parser("health", help="exit 0 when the running daemon is healthy")
     _add_env_file(health)
+    health.add_argument(
+        "--live",
+        action="store_true",
+        help="liveness: fail only for a stuck mailbox loop or a crashed task, not a refused "
+        "login or a parked account (a restart fixes only the former)",
+    )
     health.set_defaults(handler=_cmd_health)
 
 

@@ -3,7 +3,8 @@
     POST /drafts          {"draft_id", "options"?, "checkpoint"?, "account_id"?, "retry"?}
     GET  /drafts          every draft (?account_id=, ?state= filter)
     GET  /drafts/{id}     one draft
-    GET  /healthz         200 when every account's mailbox loop is fresh, else 503
+    GET  /healthz         200 when every account is healthy, else 503 (the body says why)
+                          ?live=1: 200 unless a mailbox loop is stuck or a task crashed
     GET  /metrics         Prometheus text
 
 One server per distinct ``OTP_BOT_CONTROL_ADDR``; the accounts sharing an
@@ -62,6 +63,8 @@ class ControlledAccount(Protocol):
     ) -> JsonDict: ...
 
     def health(self) -> JsonDict: ...
+
+    def progressing(self) -> bool: ...
 
 
 class BadRequest(Exception):
@@ -219,10 +222,16 @@ class ControlServer:
             raise BadRequest(409, f"draft {draft_id!r} exists in several accounts: ?account_id=")
         return web.json_response(found[0])
 
-    async def _healthz(self, _request: web.Request) -> web.Response:
+    async def _healthz(self, request: web.Request) -> web.Response:
+        live = request.query.get("live", "0") not in ("0", "false")  # ?live, ?live=1
         accounts = [account.health() for account in self._accounts]
-        healthy = all(item.get("healthy") for item in accounts)
-        body = {"status": "ok" if healthy else "unhealthy", "accounts": accounts}
+        if live:  # liveness: what a restart fixes (the watchdog's rule)
+            healthy = all(account.progressing() for account in self._accounts)
+        else:
+            healthy = all(item.get("healthy") for item in accounts)
+        body: JsonDict = {"status": "ok" if healthy else "unhealthy", "accounts": accounts}
+        if live:
+            body["live"] = True
         return web.json_response(body, status=200 if healthy else 503)
 
     async def _metrics_text(self, _request: web.Request) -> web.Response:

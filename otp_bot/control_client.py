@@ -99,8 +99,8 @@ class ControlClient:
             return list(self.checked("GET", "/drafts" + query))
         return [self.checked("GET", f"/drafts/{quote(draft_id, safe='')}{query}")]
 
-    def health(self) -> Reply:
-        return self.call("GET", "/healthz")
+    def health(self, *, live: bool = False) -> Reply:
+        return self.call("GET", "/healthz?live=1" if live else "/healthz")
 
 
 def _decode(raw: bytes) -> Any:
@@ -151,6 +151,7 @@ def health_line(reply: Reply) -> str:
     accounts = body.get("accounts") or []
     if reply.status == 200:
         parts = [f"{a.get('account_id')} {a.get('mailbox')}" for a in accounts]
-        return "healthy: " + (", ".join(parts) or "no accounts")
+        verdict = "alive: " if body.get("live") else "healthy: "
+        return verdict + (", ".join(parts) or "no accounts")
     problems = [f"{a.get('account_id')}: {a.get('problem')}" for a in accounts if a.get("problem")]
     return "unhealthy: " + ("; ".join(problems) or str(body.get("error") or reply.status))

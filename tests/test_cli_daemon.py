@@ -169,6 +169,16 @@ def test_health_of_an_unhealthy_daemon(stack: Stack) -> None:
     assert line.startswith("unhealthy: acc_locked: IMAP login refused")
 
 
+def test_live_health_ignores_a_refused_login(stack: Stack, account: Account) -> None:
+    """`otp-bot health --live` exits 0 for a refused login: a restart cannot fix a password."""
+    result = otp_bot("health", "--live", "--env-file", stack.accounts["acc_locked"].env_file)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "alive: acc_locked auth_failed"
+    result = otp_bot("health", "--live", "--env-file", account.env_file)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "alive: acc_cli watching"
+
+
 def test_health_without_a_daemon(tmp_path: Path, account: Account) -> None:
     """No daemon on the control address: exit 1, saying nothing answers there."""
     port = dc.free_port()

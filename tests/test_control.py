@@ -220,7 +220,7 @@ async def test_metrics_count_mail_submissions_and_drafts(dovecot: dc.Dovecot) ->
 
 
 async def test_healthz_fails_when_the_mailbox_loop_stalls(dovecot: dc.Dovecot) -> None:
-    """/healthz is 200 while the mailbox loop progresses and 503 once it has stalled."""
+    """/healthz, and ?live=1 alike, is 200 while the mailbox loop progresses, 503 once stalled."""
     fast: dict[str, dict[str, Any]] = {
         "acc_inproc": {"imap_idle_interval": 0.3, "health_max_stale": 1.5, "imap_timeout": 1}
     }
@@ -228,7 +228,14 @@ async def test_healthz_fails_when_the_mailbox_loop_stalls(dovecot: dc.Dovecot) -
         status, body = await daemon.request("GET", "/healthz")
         assert status == 200, body
         assert body["accounts"][0]["mailbox"] == "watching"
+        assert "live" not in body
+        status, body = await daemon.request("GET", "/healthz?live=1")
+        assert (status, body["status"], body["live"]) == (200, "ok", True), body
         dovecot.kill()
         status, body = await daemon.wait_health(503)
         assert status == 503
+        assert "no mailbox progress" in body["accounts"][0]["problem"]
+        # A stalled loop is what a restart fixes: the liveness check fails too.
+        status, body = await daemon.request("GET", "/healthz?live=1")
+        assert (status, body["status"], body["live"]) == (503, "unhealthy", True), body
         assert "no mailbox progress" in body["accounts"][0]["problem"]

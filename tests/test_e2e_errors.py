@@ -122,7 +122,7 @@ ACCOUNT_ERRORS = [
 
 @pytest.mark.parametrize("kind", ACCOUNT_ERRORS)
 def test_account_errors_fail_the_draft_and_park_the_account(stack: Stack, kind: str) -> None:
-    """401/403 credential and account types: failed with the type, account unhealthy."""
+    """401/403 credential and account types: failed with the type, account unhealthy, alive."""
     script = {"faults": [fault(kind, endpoint="publish")]}
     sim, daemon, draft = run_draft(stack, script)
     assert draft["state"] == "failed"
@@ -133,6 +133,7 @@ def test_account_errors_fail_the_draft_and_park_the_account(stack: Stack, kind: 
     [account] = health.body["accounts"]
     assert account["account_error"] == kind
     assert kind in account["problem"]
+    assert daemon.client.health(live=True).status == 200  # a restart cannot fix the account
     later = daemon.client.publish("d-after")
     assert later["state"] == "failed"  # the parked account takes no new work
     assert sim.requests("d-after") == []
