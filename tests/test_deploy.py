@@ -511,11 +511,11 @@ def test_k8s_one_hardened_pod_per_account(deployment: dict[str, Any]) -> None:
     assert context["readOnlyRootFilesystem"] is True
     assert context["allowPrivilegeEscalation"] is False
     assert context["capabilities"]["drop"] == ["ALL"]
-    # Readiness and startup fail for anything needing a human (refused login,
-    # parked account); liveness only for what a restart fixes.
-    for probe in ("startupProbe", "readinessProbe"):
-        assert probe_command(container[probe]) == ["otp-bot", "health"], probe
-    assert probe_command(container["livenessProbe"]) == ["otp-bot", "health", "--live"]
+    # Readiness fails for anything needing a human (refused login, parked
+    # account); startup and liveness only for what a restart fixes.
+    assert probe_command(container["readinessProbe"]) == ["otp-bot", "health"]
+    for probe in ("startupProbe", "livenessProbe"):
+        assert probe_command(container[probe]) == ["otp-bot", "health", "--live"], probe
 
 
 @pytest.mark.parametrize("deployment", deployments(), ids=lambda d: d["metadata"]["name"])
