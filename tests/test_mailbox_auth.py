@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
+import time
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -81,17 +83,26 @@ async def test_untrusted_certificate_refused(
 
 
 async def test_wrong_password_is_its_own_loud_state(dovecot: Dovecot, tmp_path: Path) -> None:
-    """A refused login puts the watcher in auth_failed with one error line, not a retry loop."""
-    settings = settings_for(dovecot, tmp_path, imap_password="wrong-password")
+    """A refused login puts the watcher in auth_failed, retried only after the auth interval."""
+    interval = 0.5
+    settings = settings_for(
+        dovecot, tmp_path, imap_password="wrong-password", imap_auth_retry_interval=interval
+    )
     with pytest.raises(MailboxAuthError, match="AUTHENTICATIONFAILED"):
         await check_mailbox(settings)
+
+    def failures() -> list[MutableMapping[str, Any]]:
+        return [e for e in logs if e["event"] == "mailbox_auth_failed"]
+
     with capture_logs() as logs:
         async with running(settings, Recorder(), wait_watching=False) as watcher:
-            await until(lambda: watcher.state == "auth_failed")
-            await asyncio.sleep(0.3)  # a tight retry loop would log again meanwhile
-    failures = [e for e in logs if e["event"] == "mailbox_auth_failed"]
-    assert len(failures) == 1
-    assert failures[0]["log_level"] == "error"
+            await until(lambda: len(failures()) == 1)
+            first = time.monotonic()
+            assert watcher.state == "auth_failed"
+            await until(lambda: len(failures()) == 2)
+            # A lower bound only: a tight retry loop would come back at once.
+            assert time.monotonic() - first >= interval * 0.9
+    assert all(e["log_level"] == "error" for e in failures())
     assert "wrong-password" not in repr(logs)
 
 
