@@ -18,7 +18,7 @@ from otp_bot.drafts import Draft, State
 from otp_bot.errors import InputRejected
 from otp_bot.linkedin_mail import LinkedinMail, MailTarget, compose
 from otp_bot.mailbox import IncomingMail, MailboxWatcher
-from otp_bot.match import Candidate, StoredEvidence
+from otp_bot.match import Candidate, StoredEvidence, input_hash
 from otp_bot.postpress import Checkpoint, PostpressClient, RetryPolicy
 from otp_bot.simulator import Simulator
 from otp_bot.simulator_script import Fault, Script
@@ -499,20 +499,28 @@ async def test_restart_after_code_timeout_passed_republishes(make: Callable[...,
     assert (draft.state, draft.republishes) == (State.PUBLISHED, 1)
 
 
-async def test_restart_in_submitting_resends_the_same_input(make: Callable[..., Harness]) -> None:
-    """A submit in flight at the crash is re-sent with the same input and key, and replayed."""
-    h = make()
-    h.auto_mail = False
-    answer = await h.client.publish("D-rs")
+async def left_submitting(h: Harness, draft_id: str, key: str) -> str:
+    """A store as a crash leaves it: the draft in submitting its OTP under ``key``; the code."""
+    answer = await h.client.publish(draft_id)
     assert isinstance(answer, Checkpoint)
-    code = h.mails("D-rs")[0].code
+    code = h.mails(draft_id)[0].code
+    assert code is not None
     evidence_id = h.evidence.add_evidence(
         ACCOUNT, StoredEvidence(0, datetime.now(UTC), code, None), datetime.now(UTC)
     )
     assert evidence_id is not None
     chosen = Candidate(evidence_id, "code", code)
-    submit = d.Submit("key-submit-1", chosen.hash, "code", "****")
-    seed(h, "D-rs", d.StartPublish("k"), d.GotCheckpoint("OTP", answer.job_id), submit, use=chosen)
+    submit = d.Submit(key, chosen.hash, "code", "****")
+    events = (d.StartPublish("k"), d.GotCheckpoint("OTP", answer.job_id), submit)
+    seed(h, draft_id, *events, use=chosen)
+    return code
+
+
+async def test_restart_in_submitting_resends_the_same_input(make: Callable[..., Harness]) -> None:
+    """A submit in flight at the crash is re-sent with the same input and key, and replayed."""
+    h = make()
+    h.auto_mail = False
+    code = await left_submitting(h, "D-rs", "key-submit-1")
     await h.client.solve_checkpoint("D-rs", code, idempotency_key="key-submit-1")
     h.worker = h.new_worker()
     h.start()
@@ -529,23 +537,15 @@ async def test_restart_in_submitting_before_the_send(make: Callable[..., Harness
     """A submit committed but never sent is sent after the restart; the code stays used."""
     h = make()
     h.auto_mail = False
-    answer = await h.client.publish("D-rs2")
-    assert isinstance(answer, Checkpoint)
-    code = h.mails("D-rs2")[0].code
-    evidence_id = h.evidence.add_evidence(
-        ACCOUNT, StoredEvidence(0, datetime.now(UTC), code, None), datetime.now(UTC)
-    )
-    assert evidence_id is not None
-    chosen = Candidate(evidence_id, "code", code)
-    submit = d.Submit("key-submit-2", chosen.hash, "code", "****")
-    seed(h, "D-rs2", d.StartPublish("k"), d.GotCheckpoint("OTP", answer.job_id), submit, use=chosen)
+    code = await left_submitting(h, "D-rs2", "key-submit-2")
     h.worker = h.new_worker()
     h.start()
     draft = await h.reaches("D-rs2", State.PUBLISHED, State.FAILED)
     assert draft.state is State.PUBLISHED
     assert h.inputs("D-rs2") == [code]
     since = datetime.now(UTC) - timedelta(days=1)
-    assert h.evidence.used_inputs(ACCOUNT, [chosen.hash], since) == {chosen.hash}
+    used = input_hash(code)
+    assert h.evidence.used_inputs(ACCOUNT, [used], since) == {used}
 
 
 async def test_stop_returns_promptly_while_waiting(make: Callable[..., Harness]) -> None:
