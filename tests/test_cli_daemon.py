@@ -32,6 +32,14 @@ def otp_bot(*args: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def env_with(account: Account, path: Path, name: str, value: str) -> Path:
+    """A copy of the account's env file with one variable set to another value."""
+    lines = [line for line in account.env_file.read_text().splitlines()
+             if not line.startswith(f"{name}=")]  # fmt: skip
+    path.write_text("\n".join([*lines, f"{name}={value}"]) + "\n")
+    return path
+
+
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     """One Dovecot, an account with a token-protected daemon, and a locked-out account."""
@@ -182,10 +190,7 @@ def test_live_health_ignores_a_refused_login(stack: Stack, account: Account) -> 
 def test_health_without_a_daemon(tmp_path: Path, account: Account) -> None:
     """No daemon on the control address: exit 1, saying nothing answers there."""
     port = dc.free_port()
-    env = tmp_path / "nobody.env"
-    lines = account.env_file.read_text().splitlines()
-    lines = [line for line in lines if not line.startswith("OTP_BOT_CONTROL_ADDR=")]
-    env.write_text("\n".join([*lines, f"OTP_BOT_CONTROL_ADDR=127.0.0.1:{port}"]) + "\n")
+    env = env_with(account, tmp_path / "nobody.env", "OTP_BOT_CONTROL_ADDR", f"127.0.0.1:{port}")
     result = otp_bot("health", "--env-file", env)
     assert result.returncode == 1
     assert f"no otp-bot daemon answers on 127.0.0.1:{port}" in result.stderr
@@ -214,10 +219,8 @@ def test_check_reports_a_refused_login(stack: Stack) -> None:
 def test_check_reports_an_unreachable_api_host(account: Account, tmp_path: Path) -> None:
     """An API base URL nobody listens on: exit 1, "cannot connect" and the host:port."""
     port = dc.free_port()
-    env = tmp_path / "noapi.env"
-    lines = account.env_file.read_text().splitlines()
-    lines = [line for line in lines if not line.startswith("OTP_BOT_API_BASE_URL=")]
-    env.write_text("\n".join([*lines, f"OTP_BOT_API_BASE_URL=http://127.0.0.1:{port}/v1"]) + "\n")
+    url = f"http://127.0.0.1:{port}/v1"
+    env = env_with(account, tmp_path / "noapi.env", "OTP_BOT_API_BASE_URL", url)
     result = otp_bot("check", "--env-file", env)
     assert result.returncode == 1
     assert f"api      FAILED: 127.0.0.1:{port}: cannot connect" in result.stdout
