@@ -16,7 +16,7 @@ import re
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 import structlog
@@ -192,8 +192,3 @@ def scrub_text(text: str) -> str:
     """Redact free text outside logging (error messages printed by the CLI)."""
     result = _scrub(text, _registry.pattern())
     return result if isinstance(result, str) else text
-
-
-def event_fields(event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Apply the redaction processor to a plain mapping (for tests and tools)."""
-    return redact(None, "", dict(event))
