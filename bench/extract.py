@@ -1,4 +1,4 @@
-"""How fast `otp_bot.extract` reads mail, on one core, measured in one run.
+"""How fast `otp_bot.mail.extract` reads mail, on one core, measured in one run.
 
 Prints messages per second of one core's CPU time (best of several
 windows) on typical LinkedIn mail (realistic 30 KB table-heavy messages,
@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 import authres  # noqa: E402 - after the path set-up above
 
-from otp_bot.extract import extract  # noqa: E402
+from otp_bot.mail.extract import extract  # noqa: E402
 from tests.emails import hostile  # noqa: E402
 from tests.emails import make_corpus as corpus  # noqa: E402
 

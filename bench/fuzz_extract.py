@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from otp_bot.extract import extract  # noqa: E402
+from otp_bot.mail.extract import extract  # noqa: E402
 
 LIMIT_S = 0.100
 CORPUS = [p.read_bytes() for p in sorted((ROOT / "tests" / "emails").glob("*.eml"))]

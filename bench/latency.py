@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT))
 import structlog  # noqa: E402 - after the path set-up above
 from imap_tools import MailBoxUnencrypted  # noqa: E402
 
-from otp_bot.mailbox import IncomingMail, MailboxWatcher  # noqa: E402
-from otp_bot.mailbox_reading import header_fields  # noqa: E402
-from otp_bot.store import Store  # noqa: E402
+from otp_bot.imap.reading import header_fields  # noqa: E402
+from otp_bot.imap.watcher import IncomingMail, MailboxWatcher  # noqa: E402
+from otp_bot.store.db import Store  # noqa: E402
 from tests.dovecot import Dovecot  # noqa: E402
 from tests.mailbox_helpers import linkedin_message, settings_for  # noqa: E402
 

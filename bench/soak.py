@@ -42,7 +42,7 @@ for _path in (ROOT, ROOT / "bench"):
 from soak_plan import CODE_TIMEOUT, FaultPlan, Schedule, plan  # noqa: E402 - after the path set-up above
 from soak_probe import Probe, rss_kb  # noqa: E402
 
-from otp_bot.control_client import ControlClient, ControlError  # noqa: E402
+from otp_bot.control.client import ControlClient, ControlError  # noqa: E402
 from tests import dovecot as dc  # noqa: E402
 from tests.harness import Daemon, Stack  # noqa: E402
 

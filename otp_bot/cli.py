@@ -19,7 +19,7 @@ from otp_bot.errors import ConfigError, OtpBotError
 from otp_bot.logs import scrub_text
 
 if TYPE_CHECKING:
-    from otp_bot.control_client import ControlClient
+    from otp_bot.control.client import ControlClient
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -35,13 +35,13 @@ def _settings(args: argparse.Namespace) -> list[Settings]:
 
 def _control(args: argparse.Namespace) -> ControlClient:
     """A client of the running daemon: needs only its address and token, no other secret."""
-    from otp_bot.control_client import ControlClient
+    from otp_bot.control.client import ControlClient
 
     return ControlClient.from_settings(load_control_settings(_env_files(args)[0]))
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    from otp_bot.extract import extract
+    from otp_bot.mail.extract import extract
 
     try:
         raw = Path(args.file).read_bytes()
@@ -65,7 +65,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     """Serve the postpress simulator until SIGINT/SIGTERM (README, "Dry run")."""
-    from otp_bot.simulator_admin import run_simulator
+    from otp_bot.sim.admin import run_simulator
 
     settings = load_settings(args.env_file)
     return run_simulator(
@@ -80,7 +80,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon for every account given, until SIGTERM/SIGINT."""
     import asyncio
 
-    from otp_bot import service
+    from otp_bot.daemon import service
     from otp_bot.logs import configure
 
     accounts = _settings(args)
@@ -99,7 +99,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from otp_bot.control_client import table
+    from otp_bot.control.client import table
 
     drafts = _control(args).drafts(args.draft_id, account_id=args.account_id)
     print(json.dumps(drafts, ensure_ascii=False) if args.json else table(drafts))
@@ -109,7 +109,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     import asyncio
 
-    from otp_bot.check import check
+    from otp_bot.daemon.check import check
     from otp_bot.logs import configure
 
     settings = _settings(args)[0]
@@ -119,7 +119,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_health(args: argparse.Namespace) -> int:
-    from otp_bot.control_client import health_line
+    from otp_bot.control.client import health_line
 
     reply = _control(args).health(live=args.live)
     print(health_line(reply))

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from otp_bot.control_client import ControlClient
+from otp_bot.control.client import ControlClient
 from tests import dovecot as dc
 
 REPO = Path(__file__).resolve().parent.parent

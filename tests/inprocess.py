@@ -20,11 +20,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from otp_bot import service
 from otp_bot.config import Settings
-from otp_bot.linkedin_mail import MailTarget
-from otp_bot.notify import Notifier
-from otp_bot.simulator import Simulator
+from otp_bot.daemon import service
+from otp_bot.daemon.notify import Notifier
+from otp_bot.sim.app import Simulator
+from otp_bot.sim.linkedin_mail import MailTarget
 from tests import dovecot as dc
 
 API_KEY = "pp_test_inprocess_key"

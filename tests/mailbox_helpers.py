@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from otp_bot.config import Settings
-from otp_bot.mailbox import IncomingMail, MailboxWatcher
-from otp_bot.store import Store
+from otp_bot.imap.watcher import IncomingMail, MailboxWatcher
+from otp_bot.store.db import Store
 from tests.dovecot import Dovecot
 
 # Generous bound for "the bot saw it": Dovecot notifies after ~0.5 s.

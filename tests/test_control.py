@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from otp_bot import service
-from otp_bot.control import ControlServer
+from otp_bot.control.server import ControlServer
+from otp_bot.daemon import service
+from otp_bot.daemon.metrics import Metrics
 from otp_bot.errors import ConfigError
-from otp_bot.metrics import Metrics
-from otp_bot.simulator_script import Fault, Script
+from otp_bot.sim.script import Fault, Script
 from tests import dovecot as dc
 from tests.inprocess import running, settings_for
 

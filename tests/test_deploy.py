@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from otp_bot.config import Settings, load_settings
-from otp_bot.control_client import ControlClient
+from otp_bot.control.client import ControlClient
 from tests.harness import Daemon, Stack
 
 ROOT = Path(__file__).resolve().parent.parent

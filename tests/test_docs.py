@@ -80,8 +80,8 @@ def events() -> dict[str, set[str]]:
 
 
 def metric_names() -> set[str]:
-    """Names given to prometheus-client metric constructors in otp_bot/metrics.py."""
-    tree = ast.parse((PACKAGE / "metrics.py").read_text())
+    """Names given to prometheus-client metric constructors in otp_bot/daemon/metrics.py."""
+    tree = ast.parse((PACKAGE / "daemon" / "metrics.py").read_text())
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and getattr(node.func, "id", "") in METRIC_TYPES:
@@ -138,7 +138,7 @@ def test_metrics_are_found() -> None:
 
 @pytest.mark.parametrize("metric", sorted(metric_names()))
 def test_every_metric_is_documented(metric: str) -> None:
-    """Each metric defined in otp_bot/metrics.py is named in the operations guide."""
+    """Each metric defined in otp_bot/daemon/metrics.py is named in the operations guide."""
     assert re.search(rf"`{metric}(_total|_bucket|_count|_sum)?[`{{]", operations_section()), metric
 
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from otp_bot import drafts as d
-from otp_bot.drafts import State
+from otp_bot.solve import drafts as d
+from otp_bot.solve.drafts import State
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=3)

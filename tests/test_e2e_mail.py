@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from otp_bot.extract import extract
-from otp_bot.linkedin_mail import compose
+from otp_bot.mail.extract import extract
+from otp_bot.sim.linkedin_mail import compose
 from tests.harness import Daemon, Simulator, Stack, running_stack
 
 pytestmark = [pytest.mark.dovecot, pytest.mark.slow]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from otp_bot.codes import find_code, find_link, is_verification_link, unwrap, urls_in
-from otp_bot.flatten import flatten_html
-from otp_bot.parts import split_multipart, transfer_decode, unflow
+from otp_bot.mail.codes import find_code, find_link, is_verification_link, unwrap, urls_in
+from otp_bot.mail.flatten import flatten_html
+from otp_bot.mail.parts import split_multipart, transfer_decode, unflow
 
 CONFIRM = "https://www.linkedin.com/comm/psettings/email/confirm?id=AQF&token=t8"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from otp_bot.extract import extract
+from otp_bot.mail.extract import extract
 
 EMAILS = Path(__file__).parent / "emails"
 CASES = sorted(EMAILS.glob("*.json"))

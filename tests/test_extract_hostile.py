@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from otp_bot.extract import Evidence, extract
+from otp_bot.mail.extract import Evidence, extract
 from tests.emails.hostile import cases
 
 BOUND_SECONDS = 0.100

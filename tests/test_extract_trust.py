@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otp_bot import authresults
-from otp_bot.extract import sender_domain_trusted
-from otp_bot.trust import authentication_verdict, parse_sender
+from otp_bot.mail import authresults
+from otp_bot.mail.extract import sender_domain_trusted
+from otp_bot.mail.trust import authentication_verdict, parse_sender
 
 EMAILS = Path(__file__).parent / "emails"
 

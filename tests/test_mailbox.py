@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from otp_bot.mailbox import IncomingMail
-from otp_bot.store import Store, Watermark
+from otp_bot.imap.watcher import IncomingMail
+from otp_bot.store.db import Store, Watermark
 from tests.dovecot import Dovecot, bytes_sent, simple_message
 from tests.mailbox_helpers import Recorder, linkedin_message, running, settings_for, until
 
@@ -171,7 +171,7 @@ async def test_uidvalidity_change_rescans_with_dedup(tmp_path: Path) -> None:
 
 async def test_stop_returns_within_two_seconds(dovecot: Dovecot, tmp_path: Path) -> None:
     """run() returns within 2 s of stop being set while idling (hard bound from the issue)."""
-    from otp_bot.mailbox import MailboxWatcher
+    from otp_bot.imap.watcher import MailboxWatcher
 
     settings = settings_for(dovecot, tmp_path)
     store = Store(settings.state_db)
@@ -227,7 +227,7 @@ async def test_server_without_idle_is_polled(tmp_path: Path) -> None:
 
 async def test_after_use_from_inside_the_handler(dovecot: Dovecot, tmp_path: Path) -> None:
     """after_use awaited inside the handler itself completes (no stall) and applies."""
-    from otp_bot.mailbox import MailboxWatcher
+    from otp_bot.imap.watcher import MailboxWatcher
 
     settings = settings_for(dovecot, tmp_path, mail_after_use="seen")
     store = Store(settings.state_db)

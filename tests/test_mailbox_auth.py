@@ -12,7 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from otp_bot.errors import MailboxAuthError, MailboxError
-from otp_bot.mailbox import check_mailbox
+from otp_bot.imap.watcher import check_mailbox
 from tests.dovecot import Dovecot
 from tests.mailbox_helpers import Recorder, linkedin_message, running, settings_for, until
 
@@ -165,7 +165,7 @@ async def test_failing_token_command_hides_stderr(dovecot: Dovecot, tmp_path: Pa
 
 def test_token_refreshed_after_its_lifetime(tmp_path: Path) -> None:
     """A cached token is reused within its lifetime and fetched again after it."""
-    from otp_bot.mailbox_auth import TokenSource
+    from otp_bot.imap.auth import TokenSource
 
     command = _token_command(tmp_path, ["first-token", "second-token"])
     long_lived = TokenSource(command, lifetime=3600)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from otp_bot.mailbox import MailboxWatcher
+from otp_bot.imap.watcher import MailboxWatcher
 from tests.dovecot import Dovecot, simple_message
 from tests.mailbox_helpers import (
     Blackhole,
@@ -64,7 +64,7 @@ async def test_progress_moves_on_silent_idle(dovecot: Dovecot, tmp_path: Path) -
 
 def test_watcher_starts_stopped(dovecot: Dovecot, tmp_path: Path) -> None:
     """Before run() the watcher is not watching and says so."""
-    from otp_bot.store import Store
+    from otp_bot.store.db import Store
 
     settings = settings_for(dovecot, tmp_path)
     store = Store(settings.state_db)
@@ -101,7 +101,7 @@ def test_mail_arriving_just_before_idle_is_not_swallowed(dovecot: Dovecot, tmp_p
     that line where select() cannot see it, and a naive wait would sleep for
     the whole IDLE interval (here 30 s, and the wait would then say False).
     """
-    from otp_bot.mailbox_session import Session
+    from otp_bot.imap.session import Session
 
     session = Session(settings_for(dovecot, tmp_path), None, None)
     try:

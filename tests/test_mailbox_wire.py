@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from otp_bot.mailbox_fetch import internal_date, list_delimiter, parse, uid_set
-from otp_bot.mailbox_reading import header_fields, is_candidate
+from otp_bot.imap.reading import header_fields, is_candidate
+from otp_bot.imap.wire import internal_date, list_delimiter, parse, uid_set
 
 
 def test_parse_fetch_with_literals_and_unsolicited_lines() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from otp_bot import match as m
-from otp_bot.match import StoredEvidence
+from otp_bot.solve import match as m
+from otp_bot.solve.match import StoredEvidence
 
 SINCE = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 SKEW = timedelta(minutes=2)

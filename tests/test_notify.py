@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from otp_bot.notify import Notifier, watchdog_period
+from otp_bot.daemon.notify import Notifier, watchdog_period
 
 
 @pytest.fixture

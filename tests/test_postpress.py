@@ -24,16 +24,16 @@ from otp_bot.errors import (
     ProtocolError,
     TransientError,
 )
-from otp_bot.postpress import (
+from otp_bot.postpress.client import (
     Checkpoint,
     PostpressClient,
     Published,
     PublishOptions,
     RetryPolicy,
 )
-from otp_bot.postpress_wire import parse_retry_after
-from otp_bot.simulator import Simulator
-from otp_bot.simulator_script import ERROR_STATUS, Fault, Script
+from otp_bot.postpress.wire import parse_retry_after
+from otp_bot.sim.app import Simulator
+from otp_bot.sim.script import ERROR_STATUS, Fault, Script
 
 API_KEY = "pp_test_k3y_never_logged"
 ACCOUNT = "acc_linkedin_01TEST"

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from otp_bot import drafts as d
-from otp_bot.drafts import State
 from otp_bot.errors import ApiProblem, InputRejected, ProtocolError, classify
-from otp_bot.postpress import Checkpoint, Published
-from otp_bot.respond import Reaction, react
+from otp_bot.postpress.client import Checkpoint, Published
+from otp_bot.solve import drafts as d
+from otp_bot.solve.drafts import State
+from otp_bot.solve.respond import Reaction, react
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from otp_bot import service
+from otp_bot.daemon import service
 from otp_bot.errors import ConfigError
 from tests import dovecot as dc
 from tests.inprocess import running, settings_for

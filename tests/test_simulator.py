@@ -20,12 +20,12 @@ import pytest
 from aiohttp import ClientSession, ClientTimeout
 from aiohttp.test_utils import TestClient, TestServer
 
-from otp_bot.extract import extract
-from otp_bot.linkedin_mail import MailTarget, compose
-from otp_bot.postpress import Checkpoint, PostpressClient, Published, RetryPolicy
-from otp_bot.simulator import Simulator
-from otp_bot.simulator_script import Fault, Script, script_for_draft
-from otp_bot.trust import authentication_verdict, sender_domain_trusted
+from otp_bot.mail.extract import extract
+from otp_bot.mail.trust import authentication_verdict, sender_domain_trusted
+from otp_bot.postpress.client import Checkpoint, PostpressClient, Published, RetryPolicy
+from otp_bot.sim.app import Simulator
+from otp_bot.sim.linkedin_mail import MailTarget, compose
+from otp_bot.sim.script import Fault, Script, script_for_draft
 from tests.dovecot import Dovecot
 
 API_KEY = "pp_test_simulator"

@@ -12,20 +12,20 @@ import pytest
 from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 
-from otp_bot import drafts as d
 from otp_bot.config import Settings
-from otp_bot.drafts import Draft, State
 from otp_bot.errors import InputRejected
-from otp_bot.linkedin_mail import LinkedinMail, MailTarget, compose
-from otp_bot.mailbox import IncomingMail, MailboxWatcher
-from otp_bot.match import Candidate, StoredEvidence, input_hash
-from otp_bot.postpress import Checkpoint, PostpressClient, RetryPolicy
-from otp_bot.simulator import Simulator
-from otp_bot.simulator_script import Fault, Script
-from otp_bot.solver import AccountWorker
-from otp_bot.store import Store
-from otp_bot.store_drafts import DraftStore
-from otp_bot.store_evidence import EvidenceStore
+from otp_bot.imap.watcher import IncomingMail, MailboxWatcher
+from otp_bot.postpress.client import Checkpoint, PostpressClient, RetryPolicy
+from otp_bot.sim.app import Simulator
+from otp_bot.sim.linkedin_mail import LinkedinMail, MailTarget, compose
+from otp_bot.sim.script import Fault, Script
+from otp_bot.solve import drafts as d
+from otp_bot.solve.drafts import Draft, State
+from otp_bot.solve.match import Candidate, StoredEvidence, input_hash
+from otp_bot.solve.worker import AccountWorker
+from otp_bot.store.db import Store
+from otp_bot.store.drafts import DraftStore
+from otp_bot.store.evidence import EvidenceStore
 from tests.dovecot import Dovecot
 from tests.mailbox_helpers import settings_for
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from otp_bot.errors import StoreError
-from otp_bot.store import MIGRATIONS, Store, Watermark
+from otp_bot.store.db import MIGRATIONS, Store, Watermark
 
 
 def test_watermark_survives_reopen(tmp_path: Path) -> None:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from otp_bot import drafts as d
 from otp_bot.errors import StoreError
-from otp_bot.match import Candidate, StoredEvidence
-from otp_bot.store import Store
-from otp_bot.store_drafts import DraftStore
-from otp_bot.store_evidence import EvidenceStore
+from otp_bot.solve import drafts as d
+from otp_bot.solve.match import Candidate, StoredEvidence
+from otp_bot.store.db import Store
+from otp_bot.store.drafts import DraftStore
+from otp_bot.store.evidence import EvidenceStore
 
 T0 = datetime(2026, 11, 28, 12, 0, 0, 0, tzinfo=UTC)
 T1 = T0 + timedelta(seconds=1)

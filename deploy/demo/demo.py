@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from otp_bot.control_client import table  # noqa: E402 (after the sys.path line)
+from otp_bot.control.client import table  # noqa: E402 (after the sys.path line)
 from tests import dovecot as dc  # noqa: E402
 from tests.harness import Stack, wait_until  # noqa: E402
 

@@ -2,7 +2,7 @@
 
 Run once after changing a case: `.venv/bin/python tests/emails/make_corpus.py`.
 The expectations below are written by hand from what each message says; they
-are never computed by otp_bot.extract. The messages imitate LinkedIn's real
+are never computed by otp_bot.mail.extract. The messages imitate LinkedIn's real
 ones (senders, subjects, table-heavy HTML, tracking links, footers); the
 receiving servers' Authentication-Results imitate Gmail, Microsoft 365 and
 Postfix with OpenDKIM/OpenDMARC.

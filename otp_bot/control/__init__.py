@@ -1,0 +1,1 @@
+"""The local control API (server) and its client."""

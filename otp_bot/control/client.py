@@ -1,0 +1,157 @@
+"""The CLI's side of the control API: ``publish``, ``status`` and ``health``.
+
+Standard library only (``urllib.request``): these are short local calls, and
+only ``otp_bot.postpress.client`` may use the aiohttp client.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from otp_bot.config import ControlSettings, split_host_port
+from otp_bot.errors import OtpBotError
+
+# The daemon answers from memory; a slow answer means it is stuck.
+TIMEOUT = 10.0
+_WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 (mapped, not bound)
+
+
+class ControlError(OtpBotError):
+    """The daemon could not be reached, or refused the request."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: Any
+
+
+class ControlClient:
+    """Calls one daemon's control API."""
+
+    def __init__(self, addr: str, token: str | None = None, timeout: float = TIMEOUT) -> None:
+        host, port = split_host_port(addr)
+        host = _WILDCARDS.get(host, host)
+        self.where = f"{host}:{port}"
+        self._base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        self._token = token
+        self._timeout = timeout
+
+    @classmethod
+    def from_settings(cls, settings: ControlSettings) -> ControlClient:
+        token = settings.control_token.get_secret_value() if settings.control_token else None
+        return cls(settings.control_addr, token)
+
+    def call(self, method: str, path: str, body: Any = None) -> Reply:
+        """One request; any HTTP status is a ``Reply``, no answer is ``ControlError``."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self._base + path, data=data, method=method)  # noqa: S310 (http only)
+        request.add_header("Accept", "application/json")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        if self._token:
+            request.add_header("Authorization", f"Bearer {self._token}")
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
+                return Reply(response.status, _decode(response.read()))
+        except urllib.error.HTTPError as exc:
+            return Reply(exc.code, _decode(exc.read()))
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ControlError(
+                f"no otp-bot daemon answers on {self.where} ({reason}); "
+                "is `otp-bot run` running with the same OTP_BOT_CONTROL_ADDR?"
+            ) from None
+
+    def checked(self, method: str, path: str, body: Any = None) -> Any:
+        reply = self.call(method, path, body)
+        if reply.status >= 400:
+            message = reply.body.get("error") if isinstance(reply.body, dict) else None
+            raise ControlError(f"the daemon refused: {message or f'HTTP {reply.status}'}")
+        return reply.body
+
+    def publish(
+        self,
+        draft_id: str,
+        *,
+        checkpoint: str | None = None,
+        account_id: str | None = None,
+        retry: bool = False,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"draft_id": draft_id}
+        if checkpoint:
+            body["checkpoint"] = checkpoint
+        if retry:
+            body["retry"] = True
+        if account_id:
+            body["account_id"] = account_id
+        result: dict[str, Any] = self.checked("POST", "/drafts", body)
+        return result
+
+    def drafts(self, draft_id: str | None = None, account_id: str | None = None) -> list[Any]:
+        query = f"?{urlencode({'account_id': account_id})}" if account_id else ""
+        if draft_id is None:
+            return list(self.checked("GET", "/drafts" + query))
+        return [self.checked("GET", f"/drafts/{quote(draft_id, safe='')}{query}")]
+
+    def health(self, *, live: bool = False) -> Reply:
+        return self.call("GET", "/healthz?live=1" if live else "/healthz")
+
+
+def _decode(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return {"error": raw[:200].decode("utf-8", "replace")}
+
+
+_COLUMNS = (
+    ("DRAFT", "draft_id"),
+    ("STATE", "state"),
+    ("CHECKPOINT", "checkpoint"),
+    ("JOB", "job_id"),
+    ("JOB STATE", "job_state"),
+    ("ERROR", "error"),
+    ("UPDATED", "updated_at"),
+)
+
+
+def table(drafts: list[dict[str, Any]]) -> str:
+    """Drafts as an aligned text table (``otp-bot status`` without ``--json``)."""
+    columns = list(_COLUMNS)
+    if len({d.get("account_id") for d in drafts}) > 1:
+        columns.insert(0, ("ACCOUNT", "account_id"))
+    rows = [[title for title, _ in columns]]
+    for draft in drafts:
+        rows.append([_cell(draft.get(key), key) for _, key in columns])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def _cell(value: object, key: str) -> str:
+    if value is None:
+        return "-"
+    text = str(value)
+    if key == "updated_at":
+        return text[:19].replace("T", " ")
+    return text
+
+
+def health_line(reply: Reply) -> str:
+    """One line for ``otp-bot health``: the verdict and, when unhealthy, why."""
+    body = reply.body if isinstance(reply.body, dict) else {}
+    accounts = body.get("accounts") or []
+    if reply.status == 200:
+        parts = [f"{a.get('account_id')} {a.get('mailbox')}" for a in accounts]
+        verdict = "alive: " if body.get("live") else "healthy: "
+        return verdict + (", ".join(parts) or "no accounts")
+    problems = [f"{a.get('account_id')}: {a.get('problem')}" for a in accounts if a.get("problem")]
+    return "unhealthy: " + ("; ".join(problems) or str(body.get("error") or reply.status))

@@ -1,0 +1,281 @@
+"""The control API: hand drafts to the daemon, read their state, health, metrics.
+
+    POST /drafts          {"draft_id", "options"?, "checkpoint"?, "account_id"?, "retry"?}
+    GET  /drafts          every draft (?account_id=, ?state= filter)
+    GET  /drafts/{id}     one draft
+    GET  /healthz         200 when every account is healthy, else 503 (the body says why)
+                          ?live=1: 200 unless a mailbox loop is stuck or a task crashed
+    GET  /metrics         Prometheus text
+
+One server per distinct ``OTP_BOT_CONTROL_ADDR``; the accounts sharing an
+address share its server. With ``OTP_BOT_CONTROL_TOKEN`` every request needs
+``Authorization: Bearer <token>``; a non-loopback address without a token is
+refused at startup.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import structlog
+from aiohttp import web
+
+from otp_bot.config import is_loopback, split_host_port
+from otp_bot.daemon.metrics import CONTENT_TYPE, Metrics
+from otp_bot.errors import ConfigError, InputRejected
+
+log = structlog.get_logger(__name__)
+
+CHECKPOINT_TYPES = ("OTP", "EMAIL_VERIFICATION")
+PUBLISH_OPTIONS = ("mode", "service", "hiring_photo_frame", "bypass_email_verification", "budget")
+_BODY_KEYS = frozenset(
+    {"draft_id", "options", "checkpoint", "account_id", "retry", *PUBLISH_OPTIONS}
+)
+# A draft request is a few hundred bytes; anything near this is not one.
+MAX_BODY_BYTES = 64 * 1024
+# An idle keep-alive connection must not hold shutdown up (SIGTERM: 3 s in all).
+SHUTDOWN_TIMEOUT = 0.5
+
+JsonDict = dict[str, Any]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ControlledAccount(Protocol):
+    """What the control API needs from one account (``service.Account``)."""
+
+    @property
+    def account_id(self) -> str: ...
+
+    def drafts(self) -> list[JsonDict]: ...
+
+    def draft(self, draft_id: str) -> JsonDict | None: ...
+
+    async def add_draft(
+        self,
+        draft_id: str,
+        options: Mapping[str, Any] | None,
+        checkpoint: str | None,
+        *,
+        retry: bool = False,
+    ) -> JsonDict: ...
+
+    def health(self) -> JsonDict: ...
+
+    def progressing(self) -> bool: ...
+
+
+class BadRequest(Exception):
+    """A request the API refuses; ``status`` and a message for the caller."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def check_bind(addr: str, token: str | None) -> None:
+    """Refuse to expose an unauthenticated control API beyond this host."""
+    host, _port = split_host_port(addr)
+    if not token and not is_loopback(host):
+        raise ConfigError(
+            f"OTP_BOT_CONTROL_ADDR: {host} is not a loopback address; "
+            "set OTP_BOT_CONTROL_TOKEN to expose the control API beyond this host"
+        )
+
+
+class ControlServer:
+    """The aiohttp app and its listening site for one control address."""
+
+    def __init__(
+        self,
+        addr: str,
+        accounts: Sequence[ControlledAccount],
+        metrics: Metrics,
+        *,
+        token: str | None = None,
+        before_metrics: Callable[[], None] = lambda: None,
+    ) -> None:
+        check_bind(addr, token)
+        self.host, self.port = split_host_port(addr)
+        self._accounts = list(accounts)
+        self._metrics = metrics
+        self._token = token.encode() if token else None
+        self._before_metrics = before_metrics
+        self._runner: web.AppRunner | None = None
+        self.app = web.Application(
+            client_max_size=MAX_BODY_BYTES, middlewares=[self._errors, self._auth]
+        )
+        self.app.add_routes(
+            [
+                web.post("/drafts", self._post_draft),
+                web.get("/drafts", self._list_drafts),
+                web.get("/drafts/{draft_id}", self._get_draft),
+                web.get("/healthz", self._healthz),
+                web.get("/metrics", self._metrics_text),
+            ]
+        )
+
+    async def start(self) -> None:
+        """Listen on the control address (ConfigError when it is taken)."""
+        self._runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            raise ConfigError(
+                f"OTP_BOT_CONTROL_ADDR: cannot listen on {self.host}:{self.port}: {exc.strerror}"
+            ) from None
+        log.info("control_listening", host=self.host, port=self.port, auth=bool(self._token))
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # --- middlewares -------------------------------------------------------
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except BadRequest as exc:
+            return _error(exc.status, str(exc))
+        except InputRejected as exc:
+            return _error(400, str(exc))
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+        except web.HTTPException as exc:
+            return _error(exc.status, exc.reason)
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self._token is not None:
+            scheme, _, supplied = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                supplied.strip().encode(), self._token
+            ):
+                log.warning("control_unauthorized", path=request.path, remote=request.remote)
+                response = _error(401, "missing or wrong bearer token")
+                response.headers["WWW-Authenticate"] = 'Bearer realm="otp-bot"'
+                return response
+        return await handler(request)
+
+    # --- handlers ------------------------------------------------------------
+
+    async def _post_draft(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        draft_id = body.get("draft_id")
+        if not isinstance(draft_id, str) or not draft_id:
+            raise BadRequest(400, '"draft_id" must be a non-empty string')
+        checkpoint = body.get("checkpoint")
+        if checkpoint is not None and checkpoint not in CHECKPOINT_TYPES:
+            raise BadRequest(400, '"checkpoint" must be "OTP" or "EMAIL_VERIFICATION"')
+        retry = body.get("retry", False)
+        if not isinstance(retry, bool):
+            raise BadRequest(400, '"retry" must be true or false')
+        account = self._account_for(body.get("account_id"))
+        before = account.draft(draft_id)
+        draft = await account.add_draft(draft_id, _options(body), checkpoint, retry=retry)
+        # Queued now: a new draft, or a failed one retried (that always re-queues it).
+        queued = before is None or (retry and before.get("state") == "failed")
+        log.debug(
+            "control_draft_posted",
+            account_id=account.account_id,
+            draft_id=draft_id,
+            checkpoint=checkpoint,
+            new=before is None,
+            retry=retry,
+        )
+        return web.json_response(draft, status=202 if queued else 200)
+
+    async def _list_drafts(self, request: web.Request) -> web.Response:
+        wanted_account = request.query.get("account_id")
+        wanted_state = request.query.get("state")
+        drafts = [
+            draft
+            for account in self._accounts
+            if wanted_account in (None, account.account_id)
+            for draft in account.drafts()
+            if wanted_state in (None, draft.get("state"))
+        ]
+        drafts.sort(key=lambda d: str(d.get("updated_at") or ""), reverse=True)
+        return web.json_response(drafts)
+
+    async def _get_draft(self, request: web.Request) -> web.Response:
+        draft_id = request.match_info["draft_id"]
+        wanted = request.query.get("account_id")
+        found = [
+            draft
+            for account in self._accounts
+            if wanted in (None, account.account_id)
+            if (draft := account.draft(draft_id)) is not None
+        ]
+        if not found:
+            raise BadRequest(404, f"no draft {draft_id!r}")
+        if len(found) > 1:
+            raise BadRequest(409, f"draft {draft_id!r} exists in several accounts: ?account_id=")
+        return web.json_response(found[0])
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        live = request.query.get("live", "0") not in ("0", "false")  # ?live, ?live=1
+        accounts = [account.health() for account in self._accounts]
+        if live:  # liveness: what a restart fixes (the watchdog's rule)
+            healthy = all(account.progressing() for account in self._accounts)
+        else:
+            healthy = all(item.get("healthy") for item in accounts)
+        body: JsonDict = {"status": "ok" if healthy else "unhealthy", "accounts": accounts}
+        if live:
+            body["live"] = True
+        return web.json_response(body, status=200 if healthy else 503)
+
+    async def _metrics_text(self, _request: web.Request) -> web.Response:
+        self._before_metrics()
+        response = web.Response(body=self._metrics.render())
+        response.headers["Content-Type"] = CONTENT_TYPE
+        return response
+
+    def _account_for(self, account_id: object) -> ControlledAccount:
+        if account_id is None:
+            if len(self._accounts) == 1:
+                return self._accounts[0]
+            names = ", ".join(a.account_id for a in self._accounts)
+            raise BadRequest(400, f'several accounts share this API ({names}): give "account_id"')
+        for account in self._accounts:
+            if account.account_id == account_id:
+                return account
+        raise BadRequest(404, f"no account {account_id!r} on this control API")
+
+
+async def _json_body(request: web.Request) -> JsonDict:
+    try:
+        body = json.loads(await request.read())
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest(400, "the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise BadRequest(400, "the body must be a JSON object")
+    unknown = set(body) - _BODY_KEYS
+    if unknown:
+        raise BadRequest(400, f"unknown fields: {', '.join(sorted(unknown))}")
+    return body
+
+
+def _options(body: JsonDict) -> JsonDict | None:
+    """Publish options, given as ``"options": {...}`` or as top-level fields."""
+    options = body.get("options")
+    if options is not None and not isinstance(options, dict):
+        raise BadRequest(400, '"options" must be a JSON object')
+    merged = {**(options or {}), **{k: body[k] for k in PUBLISH_OPTIONS if k in body}}
+    unknown = set(merged) - set(PUBLISH_OPTIONS)
+    if unknown:
+        raise BadRequest(400, f"unknown publish options: {', '.join(sorted(unknown))}")
+    return merged or None
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message, "status": status}, status=status)

@@ -1,0 +1,1 @@
+"""The daemon: service, per-account wiring, metrics, sd_notify, check."""

@@ -1,0 +1,199 @@
+"""One account's running parts, as the service and the control API see them.
+
+``Account`` bundles an account's postpress client, mailbox watcher and
+worker; it answers the control API (drafts as JSON, health) and feeds the
+metrics through two thin wrappers: the watcher's mail handler (e-mails seen,
+trusted, rejected) and ``MeteredClient`` (submission results, API errors,
+e-mail -> submit latency).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from functools import partial
+from typing import Any, cast
+
+import structlog
+
+from otp_bot.config import Settings
+from otp_bot.daemon.metrics import Metrics, count_states
+from otp_bot.errors import ApiError, ExpiredLink, InvalidSolution
+from otp_bot.imap.watcher import IncomingMail, MailboxWatcher
+from otp_bot.mail.extract import Evidence
+from otp_bot.postpress.client import Answer, PostpressClient, Published
+from otp_bot.solve.drafts import Draft
+from otp_bot.solve.worker import AccountWorker
+from otp_bot.store.db import Store
+
+log = structlog.get_logger(__name__)
+
+JsonDict = dict[str, Any]
+
+
+class MeteredClient(PostpressClient):
+    """The postpress client, counting what its answers were."""
+
+    metrics: Metrics
+    account_label: str
+    mail_seen_at: float | None = None  # monotonic time the last trusted e-mail was seen
+
+    @classmethod
+    def metered(cls, settings: Settings, metrics: Metrics) -> MeteredClient:
+        # from_settings builds ``cls(...)``: a MeteredClient, typed as its base.
+        client = cast(MeteredClient, cls.from_settings(settings))
+        client.metrics, client.account_label = metrics, settings.account_id
+        client.on_retry = partial(metrics.api_error, settings.account_id)
+        return client
+
+    async def publish(self, draft_id: str, *args: Any, **kwargs: Any) -> Answer:
+        try:
+            return await super().publish(draft_id, *args, **kwargs)
+        except ApiError as exc:
+            self.metrics.api_error(self.account_label, exc.type)
+            raise
+
+    async def solve_checkpoint(self, draft_id: str, input: str, **kwargs: Any) -> Answer:
+        if self.mail_seen_at is not None:
+            self.metrics.latency(self.account_label, time.monotonic() - self.mail_seen_at)
+        try:
+            answer = await super().solve_checkpoint(draft_id, input, **kwargs)
+        except ApiError as exc:
+            self.metrics.api_error(self.account_label, exc.type)
+            self.metrics.submission(self.account_label, _result_of(exc))
+            raise
+        result = "published" if isinstance(answer, Published) else "checkpoint"
+        self.metrics.submission(self.account_label, result)
+        return answer
+
+
+def _result_of(error: ApiError) -> str:
+    if isinstance(error, InvalidSolution):
+        return "invalid"
+    if isinstance(error, ExpiredLink):
+        return "expired"
+    return "error"
+
+
+class Account:
+    """An account's client, watcher and worker, wired together."""
+
+    def __init__(self, settings: Settings, store: Store, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.started = time.monotonic()
+        self.crashed: str | None = None  # set when one of its tasks died
+        self.client = MeteredClient.metered(settings, metrics)
+        self.worker = AccountWorker(settings, store, self.client)
+        self.worker.on_change = self._on_change
+        self._counts: Mapping[str, int] | None = None  # drafts per state, until a change
+        self.watcher = MailboxWatcher(settings, store, self._on_mail)
+        self.worker.mailbox = self.watcher
+
+    @property
+    def account_id(self) -> str:
+        return self.settings.account_id
+
+    async def _on_mail(self, mail: IncomingMail) -> None:
+        """Hand the e-mail to the worker (which never raises), then count its verdict."""
+        evidence = await self.worker.on_mail(mail)
+        try:
+            self._count_mail(evidence)
+        except Exception:  # a metric must never hold the mailbox watermark back
+            log.exception("mail_metrics_failed", account_id=self.account_id, uid=mail.uid)
+
+    def _count_mail(self, evidence: Evidence | None) -> None:
+        self.metrics.email(self.account_id, "seen")
+        trusted = evidence is not None and evidence.trusted
+        self.metrics.email(self.account_id, "trusted" if trusted else "rejected")
+        if trusted:
+            self.client.mail_seen_at = time.monotonic()
+
+    # --- the control API's view ------------------------------------------------
+
+    def drafts(self) -> list[JsonDict]:
+        return [draft.to_dict() for draft in self.worker.drafts()]
+
+    def draft(self, draft_id: str) -> JsonDict | None:
+        draft = self.worker.draft(draft_id)
+        return draft.to_dict() if draft is not None else None
+
+    async def add_draft(
+        self,
+        draft_id: str,
+        options: Mapping[str, Any] | None,
+        checkpoint: str | None,
+        *,
+        retry: bool = False,
+    ) -> JsonDict:
+        draft = await self.worker.add_draft(draft_id, options, checkpoint, retry=retry)
+        self._counts = None
+        return draft.to_dict()
+
+    def _on_change(self, _draft: Draft) -> None:
+        self._counts = None
+
+    def counts(self) -> Mapping[str, int]:
+        """Drafts per state; read from the store only after a change (cheap to ask often)."""
+        if self._counts is None:
+            self._counts = count_states(d.state.value for d in self.worker.drafts())
+        return self._counts
+
+    def progress_age(self) -> float:
+        """Seconds since the mailbox loop last made progress (or since start)."""
+        return time.monotonic() - max(self.watcher.last_progress, self.started)
+
+    def problem(self) -> str | None:
+        """Why this account is unhealthy, or None."""
+        age = self.progress_age()
+        if self.crashed:
+            return self.crashed
+        if self.watcher.state == "auth_failed":
+            return "IMAP login refused: check OTP_BOT_IMAP_USER and the password or token"
+        if self.worker.account_error:
+            return f"postpress account error: {self.worker.account_error}"
+        if age > self.settings.health_max_stale:
+            return f"no mailbox progress for {age:.0f} s (mailbox {self.watcher.state})"
+        return None
+
+    def health(self) -> JsonDict:
+        problem = self.problem()
+        return {
+            "account_id": self.account_id,
+            "healthy": problem is None,
+            "mailbox": self.watcher.state,
+            "last_progress_age": round(self.progress_age(), 1),
+            "account_error": self.worker.account_error,
+            "problem": problem,
+        }
+
+    def progressing(self) -> bool:
+        """No task crashed and the mailbox loop made progress recently.
+
+        systemd's watchdog is fed only then, and ``GET /healthz?live=1`` (the
+        liveness probe) answers 200 only then: a restart fixes these two. A
+        refused IMAP login counts as progressing, and so does a parked account:
+        a restart cannot fix a password or an account, and would stop the
+        healthy accounts.
+        """
+        if self.crashed is not None:
+            return False
+        if self.watcher.state == "auth_failed":
+            return True
+        return self.progress_age() <= self.settings.health_max_stale
+
+    def settled(self) -> bool:
+        """The mailbox is watched, or the account is stuck in a known, reported way."""
+        return (
+            self.watcher.watching.is_set()
+            or self.watcher.state == "auth_failed"
+            or self.crashed is not None
+            or self.worker.account_error is not None
+        )
+
+    def refresh_metrics(self) -> None:
+        self.metrics.set_drafts(self.account_id, self.counts())
+        age = self.progress_age()
+        self.metrics.set_health(
+            self.account_id, up=self.problem() is None, last_progress_unix=time.time() - age
+        )

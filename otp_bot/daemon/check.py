@@ -1,0 +1,77 @@
+"""``otp-bot check``: is this account ready to run?
+
+Three steps, each one line of output, stopping at the first failure:
+
+1. the configuration loads (done by the caller: a failure there exits 2);
+2. IMAP: log in, select the folder, report IDLE support and the folder size;
+3. the API host: a TCP connection and, for https, a verified TLS handshake.
+   No API request is sent: a check must not publish anything or spend quota.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from otp_bot.config import Settings
+from otp_bot.errors import MailboxAuthError, MailboxError
+
+# A reachability probe, not a request: a few seconds tell enough.
+CONNECT_TIMEOUT = 10.0
+
+
+async def check(settings: Settings, say: Callable[[str], None]) -> bool:
+    """Run the checks, reporting each; True when all passed."""
+    say(f"config   ok: account {settings.account_id}, control API on {settings.control_addr}")
+    if not await _mailbox(settings, say):
+        return False
+    return await _api_host(settings, say)
+
+
+async def _mailbox(settings: Settings, say: Callable[[str], None]) -> bool:
+    from otp_bot.imap.watcher import check_mailbox
+
+    where = f"{settings.imap_host}:{settings.imap_port} ({settings.imap_security.value})"
+    try:
+        report = await check_mailbox(settings)
+    except MailboxAuthError as exc:
+        say(f"mailbox  FAILED: {where}: login refused for {settings.imap_user}: {exc}")
+        return False
+    except MailboxError as exc:
+        say(f"mailbox  FAILED: {where}: {exc}")
+        return False
+    idle = "IDLE supported" if report.idle_supported else "no IDLE: polling fallback"
+    say(
+        f"mailbox  ok: {where}, folder {settings.imap_folder}: {report.messages} messages, "
+        f"UIDVALIDITY {report.uidvalidity}, {idle}"
+    )
+    return True
+
+
+async def _api_host(settings: Settings, say: Callable[[str], None]) -> bool:
+    url = urlsplit(str(settings.api_base_url))
+    secure = url.scheme == "https"
+    host = url.hostname or ""
+    port = url.port or (443 if secure else 80)
+    context = ssl.create_default_context() if secure else None
+    timeout = min(CONNECT_TIMEOUT, float(settings.api_timeout))
+    try:
+        _reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=context), timeout
+        )
+    except TimeoutError:
+        say(f"api      FAILED: {host}:{port}: no answer within {timeout:.0f} s")
+        return False
+    except ssl.SSLError as exc:
+        say(f"api      FAILED: {host}:{port}: TLS handshake failed: {exc.reason or exc}")
+        return False
+    except OSError as exc:
+        say(f"api      FAILED: {host}:{port}: cannot connect: {exc.strerror or exc}")
+        return False
+    writer.close()
+    await asyncio.gather(writer.wait_closed(), return_exceptions=True)
+    tls = ", TLS certificate verified" if secure else ", plain http"
+    say(f"api      ok: {host}:{port} reachable{tls} (no request sent)")
+    return True

@@ -1,0 +1,1 @@
+"""IMAP: the only package that imports imap_tools/imaplib."""

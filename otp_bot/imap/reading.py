@@ -1,0 +1,93 @@
+"""What the watcher's thread reads: headers first, whole messages only for candidates.
+
+A candidate is mail whose From header is at linkedin.com (or a subdomain);
+only candidates are downloaded whole, up to ``imap_max_message_bytes``. Every
+other message reaches the bot as its header block, so the bot can log one line
+for it and move the watermark on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email import policy
+from email.parser import BytesHeaderParser
+
+from otp_bot.imap.session import Session
+from otp_bot.mail.extract import sender_domain_trusted
+
+# The first start (or a new UIDVALIDITY) looks at no more than this many of
+# the newest messages, however large the folder: start-up cost stays flat.
+WINDOW_MAX_MESSAGES = 200
+# Message-IDs longer than this are not real ones (RFC 5322 lines stop at 998).
+MAX_MESSAGE_ID = 998
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMail:
+    """One message as the bot receives it."""
+
+    uidvalidity: int
+    uid: int
+    raw: bytes  # whole message (<= imap_max_message_bytes), or headers only
+    complete: bool  # False: headers only (not from linkedin.com) or truncated
+    internal_date: datetime | None  # tz-aware UTC INTERNALDATE
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    mail: IncomingMail
+    candidate: bool
+    size: int  # RFC822.SIZE as the server reported it
+    message_id: str | None
+
+
+def header_fields(header: bytes) -> tuple[str, str | None]:
+    """(From, Message-ID) of a header block; unreadable values count as absent."""
+    parsed = BytesHeaderParser(policy=policy.compat32).parsebytes(header)
+    sender = str(parsed.get("From", "") or "")
+    message_id = str(parsed.get("Message-ID", "") or "").strip()
+    if not message_id or len(message_id) > MAX_MESSAGE_ID:
+        return sender, None
+    return sender, message_id
+
+
+def is_candidate(sender: str) -> bool:
+    try:
+        return sender_domain_trusted(sender)
+    except (ValueError, TypeError, IndexError):  # a hostile From header is simply not a candidate
+        return False
+
+
+def fetch_new(session: Session, uids: list[int], limit: int) -> list[Fetched]:
+    """Headers of ``uids``, plus the whole message for candidates, in UID order."""
+    fetched: list[Fetched] = []
+    for item in session.headers(uids):
+        sender, message_id = header_fields(item.literal)
+        candidate = is_candidate(sender)
+        raw, complete = item.literal, False
+        if candidate:
+            body = session.body(item.uid, item.size, limit)
+            if body is None:  # expunged meanwhile
+                continue
+            raw, complete = body
+        mail = IncomingMail(
+            uidvalidity=session.state.uidvalidity,
+            uid=item.uid,
+            raw=raw,
+            complete=complete,
+            internal_date=item.internal_date,
+        )
+        fetched.append(Fetched(mail, candidate, item.size, message_id))
+    return sorted(fetched, key=lambda f: f.mail.uid)
+
+
+def window_start(session: Session, lookback: float) -> int:
+    """The UID to start after: just before the newest messages younger than ``lookback``."""
+    since = datetime.now(UTC) - timedelta(seconds=lookback)
+    newest = session.newest(WINDOW_MAX_MESSAGES)
+    recent = [uid for uid, date in newest if date is None or date >= since]
+    if recent:
+        return min(recent) - 1
+    top = max((uid for uid, _date in newest), default=0)
+    return max(top, session.state.uidnext - 1, 0)

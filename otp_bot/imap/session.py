@@ -1,0 +1,245 @@
+"""One blocking IMAP connection (imap-tools), used from the watcher's own thread.
+
+Every method either does what it says or raises ``MailboxError`` (connection
+trouble: reconnect) or ``MailboxAuthError`` (login refused). Mail is only ever
+fetched with ``BODY.PEEK``, so reading never sets ``\\Seen``.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import selectors
+import socket
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime
+
+from imap_tools import BaseMailBox
+
+from otp_bot.config import MailAction, Settings
+from otp_bot.errors import MailboxError
+from otp_bot.imap import wire as fetch
+from otp_bot.imap.auth import TokenSource
+from otp_bot.imap.login import connect, login
+from otp_bot.imap.wire import LIBRARY_ERRORS, translated
+
+# LOGOUT on shutdown gets this long; the 2-second stop budget includes it.
+CLOSE_TIMEOUT = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class FolderState:
+    uidvalidity: int
+    uidnext: int  # 0 when the server did not say
+    exists: int
+    idle: bool
+    uidplus: bool
+
+
+class Session:
+    """A logged-in connection with the watched folder selected."""
+
+    def __init__(self, settings: Settings, tokens: TokenSource | None, wake_fd: int | None) -> None:
+        self._settings = settings
+        self._tokens = tokens
+        self._wake_fd = wake_fd
+        self._box: BaseMailBox | None = None
+        self.folder: FolderState | None = None
+
+    # --- connecting ---------------------------------------------------------
+
+    def open(self) -> FolderState:
+        self._box = connect(self._settings)
+        login(self._box, self._settings, self._tokens)
+        with translated("select"):
+            self.folder = self._select()
+        return self.folder
+
+    def _select(self) -> FolderState:
+        client, name = self.client, self._settings.imap_folder
+        typ, data = client.select(fetch.quote(name))
+        if typ != "OK":
+            raise MailboxError(f"folder {name!r} cannot be selected: {data!r}")
+        codes = client.untagged_responses
+        uidvalidity = fetch.first_int(codes.get("UIDVALIDITY"))
+        if uidvalidity is None:
+            raise MailboxError("the server reported no UIDVALIDITY")
+        typ, caps = client.capability()
+        names = set((caps[-1] or b"").decode().upper().split()) if typ == "OK" else set()
+        state = FolderState(
+            uidvalidity=uidvalidity,
+            uidnext=fetch.first_int(codes.get("UIDNEXT")) or 0,
+            exists=fetch.first_int(data) or 0,
+            idle="IDLE" in names,
+            uidplus="UIDPLUS" in names,
+        )
+        codes.clear()
+        return state
+
+    # --- reading ------------------------------------------------------------
+
+    @property
+    def box(self) -> BaseMailBox:
+        if self._box is None:
+            raise MailboxError("not connected")
+        return self._box
+
+    @property
+    def client(self) -> imaplib.IMAP4:
+        return self.box.client
+
+    @property
+    def state(self) -> FolderState:
+        if self.folder is None:
+            raise MailboxError("no folder selected")
+        return self.folder
+
+    def search_above(self, last_uid: int) -> list[int]:
+        """UIDs above ``last_uid``, ascending (``n:*`` also returns the newest UID: filtered)."""
+        with translated("search"):
+            responses = self.client.untagged_responses
+            # A server may announce a new UIDVALIDITY mid-session (RFC 3501 2.3.1.1):
+            # the UIDs we hold mean nothing any more; reconnect and start over.
+            announced = fetch.first_int(responses.get("UIDVALIDITY"))
+            if announced is not None and announced != self.state.uidvalidity:
+                raise MailboxError(f"UIDVALIDITY changed to {announced} during the session")
+            responses.clear()
+            typ, data = self.client.uid("SEARCH", f"UID {last_uid + 1}:*")
+            if typ != "OK":
+                raise MailboxError(f"search refused: {data!r}")
+            return sorted(uid for uid in fetch.ints(data) if uid > last_uid)
+
+    def newest(self, count: int) -> list[tuple[int, datetime | None]]:
+        """(UID, arrival time) of the last ``count`` messages, by sequence number."""
+        if self.state.exists == 0:
+            return []
+        first = max(1, self.state.exists - count + 1)
+        with translated("fetch dates"):
+            typ, data = self.client.fetch(f"{first}:*", "(UID INTERNALDATE)")
+            if typ != "OK":
+                raise MailboxError(f"fetch refused: {data!r}")
+        return [(item.uid, item.internal_date) for item in fetch.parse(data)]
+
+    def headers(self, uids: list[int]) -> list[fetch.Item]:
+        with translated("fetch headers"):
+            typ, data = self.client.uid(
+                "FETCH", fetch.uid_set(uids), "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER])"
+            )
+            if typ != "OK":
+                raise MailboxError(f"fetch refused: {data!r}")
+        return [item for item in fetch.parse(data) if item.uid in set(uids)]
+
+    def body(self, uid: int, size: int, limit: int) -> tuple[bytes, bool] | None:
+        """The whole message, or its first ``limit`` bytes; None when it vanished."""
+        part = "BODY.PEEK[]" if size <= limit else f"BODY.PEEK[]<0.{limit}>"
+        with translated("fetch body"):
+            typ, data = self.client.uid("FETCH", str(uid), f"(UID {part})")
+            if typ != "OK":
+                raise MailboxError(f"fetch refused: {data!r}")
+        for item in fetch.parse(data):
+            if item.uid == uid:
+                return item.literal, size <= limit and len(item.literal) >= size
+        return None
+
+    # --- waiting --------------------------------------------------------------
+
+    def wait(self, timeout: float) -> bool:
+        """Block until the server reports something, ``timeout`` passes or we are woken.
+
+        True when the server spoke. A silent timeout ends with a NOOP probe, so
+        a dead connection is found here rather than at the next mail.
+        """
+        with translated("idle"):
+            if self.client.untagged_responses.pop("EXISTS", None):
+                return True
+            if not self.state.idle:
+                self._wait_readable(timeout, watch_socket=False)
+                self._noop()
+                return True
+            spoke = self._idle(timeout)
+            if not spoke:
+                self._noop()
+            return spoke
+
+    def _idle(self, timeout: float) -> bool:
+        client = self.client
+        tag = client._command("IDLE")
+        while client._get_response() is not None:  # untagged lines before "+ idling"
+            if client.tagged_commands.get(tag):
+                raise MailboxError(f"IDLE refused: {client.tagged_commands[tag]!r}")
+        try:
+            # Lines that came with the continuation sit in imaplib's buffer,
+            # where select() cannot see them.
+            return fetch.buffered_input(client) or self._wait_readable(timeout, watch_socket=True)
+        finally:
+            client.send(b"DONE\r\n")
+            self.box.consume_until_tagged_response(tag)
+
+    def _wait_readable(self, timeout: float, *, watch_socket: bool) -> bool:
+        with selectors.DefaultSelector() as selector:
+            if watch_socket:
+                selector.register(self.client.sock, selectors.EVENT_READ, "server")
+            if self._wake_fd is not None:
+                selector.register(self._wake_fd, selectors.EVENT_READ, "wake")
+            ready = {key.data for key, _ in selector.select(timeout)}
+        if "wake" in ready and self._wake_fd is not None:
+            fetch.drain(self._wake_fd)
+        return "server" in ready
+
+    def _noop(self) -> None:
+        typ, data = self.client.noop()
+        if typ != "OK":
+            raise MailboxError(f"NOOP refused: {data!r}")
+
+    # --- acting on used mail --------------------------------------------------
+
+    def apply(self, uidvalidity: int, uid: int, action: MailAction, target: str) -> bool:
+        """Mark, move or delete one message; False when it belongs to an older UIDVALIDITY."""
+        if uidvalidity != self.state.uidvalidity:
+            return False
+        with translated(f"after use ({action})"):
+            client, box = self.client, self.box
+            if action is MailAction.SEEN:
+                fetch.check(client.uid("STORE", str(uid), "+FLAGS.SILENT", r"(\Seen)"))
+            elif action is MailAction.MOVE:
+                folder = self._server_name(target)
+                if not box.folder.exists(folder):
+                    box.folder.create(folder)
+                box.move(str(uid), folder)
+            elif action is MailAction.DELETE:
+                fetch.check(client.uid("STORE", str(uid), "+FLAGS.SILENT", r"(\Deleted)"))
+                # UID EXPUNGE removes only this message, not others marked \Deleted.
+                uidplus = self.state.uidplus
+                fetch.check(client.uid("EXPUNGE", str(uid)) if uidplus else client.expunge())
+        return True
+
+    def _server_name(self, folder: str) -> str:
+        """``a/b`` with the server's hierarchy delimiter (Dovecot's Maildir++ uses ".")."""
+        typ, data = self.client.list('""', '""')
+        delimiter = fetch.list_delimiter(data) if typ == "OK" else None
+        return folder.replace("/", delimiter) if delimiter else folder
+
+    # --- closing --------------------------------------------------------------
+
+    def close(self) -> None:
+        """LOGOUT, bounded by CLOSE_TIMEOUT; never raises."""
+        box, self._box = self._box, None
+        if box is None:
+            return
+        try:
+            box.client.sock.settimeout(CLOSE_TIMEOUT)
+            box.client.logout()
+        except LIBRARY_ERRORS:
+            with _ignored():
+                box.client.shutdown()
+
+    def abort(self) -> None:
+        """From another thread: make any blocking call on this connection fail now."""
+        box = self._box
+        if box is not None:
+            with _ignored():
+                box.client.sock.shutdown(socket.SHUT_RDWR)
+
+
+def _ignored() -> suppress:
+    return suppress(*LIBRARY_ERRORS)

@@ -1,0 +1,1 @@
+"""Mail reading: pure, raw bytes in, evidence out."""

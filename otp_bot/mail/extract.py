@@ -1,0 +1,165 @@
+"""Raw RFC 822 bytes in, an ``Evidence`` value out: the pure heart of the mail path.
+
+No I/O, no clock, no settings: the mailbox watcher passes the bytes and the
+operator's trusted authserv-ids; the solver judges the result. The steps:
+``mime.read_mail`` (bounded decoding) → ``trust`` (sender and
+Authentication-Results) → ``codes`` (code and verification link), reading the
+subject first, then plain-text parts, then flattened HTML.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from otp_bot.mail.codes import find_code, find_link, urls_in
+from otp_bot.mail.flatten import flatten_html, tidy_text
+from otp_bot.mail.mime import Mail, read_mail
+from otp_bot.mail.trust import (
+    authentication_verdict,
+    domain_is_linkedin,
+    parse_sender,
+    sender_domain_trusted,
+)
+
+__all__ = ["Evidence", "extract", "sender_domain_trusted"]
+
+# Forward prefixes in en, pt, fr, de, es, nl, it (and Outlook's "FW").
+_FORWARD_SUBJECT_RE = re.compile(r"^\s*(?:fwd?|tr|wg|rv|enc|i|doorst|vs|rif|inoltro)\s*:", re.I)
+# A plain part shorter than this ("View this e-mail in your browser") is a stub:
+# the HTML part is read instead.
+_MIN_PLAIN_CHARS = 200
+_FORWARD_BODY_RE = re.compile(
+    r"-{2,}\s*(?:forwarded message|original message|mensagem encaminhada|message transféré|"
+    r"weitergeleitete nachricht|mensaje reenviado|mensaje original|doorgestuurd bericht|"
+    r"messaggio inoltrato|messaggio originale)|begin forwarded message",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What one e-mail offers the solver; code and link only when the mail is trusted."""
+
+    sender: str | None
+    trusted: bool
+    reason: str | None
+    code: str | None
+    link: str | None
+    received_at: datetime | None
+    message_id: str | None
+    subject: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields, as ``otp-bot extract --json`` prints them."""
+        return {
+            "trusted": self.trusted,
+            "code": self.code,
+            "link": self.link,
+            "sender": self.sender,
+            "reason": self.reason,
+            "subject": self.subject,
+            "message_id": self.message_id,
+            "received_at": self.received_at.isoformat() if self.received_at else None,
+        }
+
+    def summary(self) -> str:
+        """A few lines for people running ``otp-bot extract FILE``."""
+        verdict = "trusted" if self.trusted else "NOT trusted"
+        lines = [
+            f"from:     {self.sender or '(none)'} ({verdict})",
+            f"subject:  {self.subject or '(none)'}",
+            f"received: {self.received_at.isoformat() if self.received_at else '(unknown)'}",
+            f"code:     {self.code or '-'}",
+            f"link:     {self.link or '-'}",
+        ]
+        if self.reason:
+            lines.append(f"reason:   {self.reason}")
+        return "\n".join(lines)
+
+
+def extract(raw: bytes, *, trusted_authserv_ids: frozenset[str] = frozenset()) -> Evidence:
+    """Read one e-mail: who sent it, whether to trust it, and its code and link."""
+    try:
+        return _extract(raw, trusted_authserv_ids)
+    except Exception as exc:  # noqa: BLE001 - last line of defence: hostile mail gives a value
+        # tests/test_extract_hostile.py asserts this line is never reached.
+        reason = f"extract_failed: {type(exc).__name__}"
+        return Evidence(None, False, reason, None, None, None, None, "")
+
+
+def _extract(raw: bytes, trusted_authserv_ids: frozenset[str]) -> Evidence:
+    mail = read_mail(raw)
+    sender = parse_sender(mail.from_headers[0]) if len(mail.from_headers) == 1 else None
+    reason = _distrust(mail, sender, trusted_authserv_ids)
+    if reason is not None:
+        return _evidence(mail, sender, reason=reason)
+    code, link = _read_code_and_link(mail)
+    reason = None if code or link else "no_code_or_link"
+    return _evidence(mail, sender, reason=reason, trusted=True, code=code, link=link)
+
+
+def _distrust(mail: Mail, sender: str | None, trusted_ids: frozenset[str]) -> str | None:
+    """Why this mail must not be acted on, or None."""
+    if sender is None:
+        count = len(mail.from_headers)
+        if count == 1:
+            return "unreadable_from"
+        return "no_from_address" if count == 0 else f"ambiguous_from: {count} From headers"
+    domain = sender.rpartition("@")[2]
+    forwarded = _forward_sign(mail)
+    if forwarded is not None:
+        return f"forwarded: {forwarded} from {domain}"
+    if not domain_is_linkedin(domain):
+        return f"sender_not_linkedin: from {domain}"
+    return authentication_verdict(list(mail.auth_results), trusted_ids)
+
+
+def _forward_sign(mail: Mail) -> str | None:
+    if _FORWARD_SUBJECT_RE.match(mail.subject):
+        return "subject prefix"
+    if mail.attached_message:
+        return "attached message"
+    # The plain part says what the HTML says; HTML is searched only without one.
+    if any(_FORWARD_BODY_RE.search(text) for text in mail.plain or mail.html):
+        return "quoted message"
+    return None
+
+
+def _read_code_and_link(mail: Mail) -> tuple[str | None, str | None]:
+    """Subject and plain text first; HTML only when there is no real plain part.
+
+    LinkedIn's plain part says what its HTML part says, and flattening HTML
+    costs several times more than everything else together.
+    """
+    plain = [tidy_text(text) for text in mail.plain]
+    code = find_code(mail.subject, plain)
+    link = find_link([url for text in plain for url in urls_in(text)])
+    if code is None and link is None and sum(map(len, plain)) < _MIN_PLAIN_CHARS:
+        flat = [flatten_html(markup) for markup in mail.html]
+        code = find_code("", [text for text, _ in flat])
+        link = find_link([url for text, hrefs in flat for url in [*hrefs, *urls_in(text)]])
+    return code, link
+
+
+def _evidence(
+    mail: Mail,
+    sender: str | None,
+    *,
+    reason: str | None,
+    trusted: bool = False,
+    code: str | None = None,
+    link: str | None = None,
+) -> Evidence:
+    return Evidence(
+        sender=sender,
+        trusted=trusted,
+        reason=reason,
+        code=code,
+        link=link,
+        received_at=mail.received_at,
+        message_id=mail.message_id,
+        subject=mail.subject,
+    )

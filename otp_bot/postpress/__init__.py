@@ -1,0 +1,1 @@
+"""The postpress API client: the only aiohttp client and tenacity user."""

@@ -1,0 +1,279 @@
+"""The postpress API client: publish a draft, solve its checkpoint.
+
+This is the only module that imports the aiohttp client. Everything aiohttp
+raises is turned into otp-bot's own errors here (``otp_bot.errors``):
+
+- an error envelope (either shape) -> ``classify()`` -> ``ApiError`` subclass;
+- a network error or timeout -> ``TransientError`` whose problem has
+  ``status=0`` and ``type="network_error"`` (``title`` names the failure);
+- an answer we cannot read -> ``ProtocolError`` saying what was wrong;
+- an input unfit to send -> ``InputRejected`` (nothing is sent);
+- a base URL that is not an http(s) URL -> ``ConfigError``.
+
+``TransientError`` is retried with backoff and jitter (bounded in attempts and
+in total time, ``Retry-After`` honoured), with the same ``Idempotency-Key``;
+it escapes only once the retries are used up. Nothing else is retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote
+
+import aiohttp
+import structlog
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential_jitter,
+)
+
+from otp_bot import __version__
+from otp_bot.config import Settings
+from otp_bot.errors import ApiProblem, ConfigError, ProtocolError, TransientError
+from otp_bot.postpress.wire import (
+    Answer,
+    Checkpoint,
+    Published,
+    PublishOptions,
+    check_text,
+    decode_answer,
+    decode_problem,
+    options_body,
+)
+
+__all__ = [
+    "Answer",
+    "Checkpoint",
+    "PostpressClient",
+    "PublishOptions",
+    "Published",
+    "RetryPolicy",
+]
+
+log = structlog.get_logger(__name__)
+
+# Draft ids are short identifiers; anything longer is a mistake, not an id.
+MAX_DRAFT_ID = 200
+# A verification link is a few hundred characters; 4 kB leaves ample room.
+MAX_INPUT = 4096
+# API keys are ~40 characters; a much longer value is a pasted file, not a key.
+MAX_SECRET = 1024
+# Idempotency keys are opaque tokens; Stripe-style APIs cap them at 255.
+MAX_IDEMPOTENCY_KEY = 255
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How transient failures are retried. ``wait=False``: never sleep (tests)."""
+
+    attempts: int = 6
+    max_time: float = 180.0  # seconds, from the first attempt
+    wait_initial: float = 1.0
+    wait_max: float = 30.0
+    wait: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(
+            attempts=settings.api_retry_attempts,
+            max_time=float(settings.api_retry_max_time),
+        )
+
+
+class PostpressClient:
+    """One account's view of the postpress API. Use as ``async with``."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        account_id: str,
+        timeout: float = 30.0,
+        retry: RetryPolicy = RetryPolicy(),  # a frozen value: safe to share
+        max_body_bytes: int = 1_000_000,
+    ) -> None:
+        check_text("api_key", api_key, MAX_SECRET)  # the message never holds the value
+        check_text("account_id", account_id, MAX_DRAFT_ID)
+        if not base_url.startswith(("https://", "http://")):
+            raise ConfigError("the postpress base URL must start with https:// or http://")
+        self._base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._account_id = account_id
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._retry = retry
+        # Called with the error type of every attempt that is retried (metrics).
+        self.on_retry: Callable[[str], None] | None = None
+        self._max_body = max_body_bytes
+        self._session: aiohttp.ClientSession | None = None
+        self._backoff = wait_exponential_jitter(
+            initial=retry.wait_initial, max=retry.wait_max, jitter=retry.wait_initial
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PostpressClient:
+        return cls(
+            base_url=str(settings.api_base_url),
+            api_key=settings.api_key.get_secret_value(),
+            account_id=settings.account_id,
+            timeout=float(settings.api_timeout),
+            retry=RetryPolicy.from_settings(settings),
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def publish(
+        self,
+        draft_id: str,
+        options: PublishOptions | Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Answer:
+        """Publish a draft: ``Published``, or the ``Checkpoint`` to solve."""
+        body = {"account_id": self._account_id, **options_body(options)}
+        return await self._call("publish", draft_id, body, idempotency_key)
+
+    async def solve_checkpoint(
+        self, draft_id: str, input: str, *, idempotency_key: str | None = None
+    ) -> Answer:
+        """Submit a code or verification link: ``Published`` or the next ``Checkpoint``."""
+        check_text("input", input, MAX_INPUT)
+        body = {"account_id": self._account_id, "input": input}
+        return await self._call("checkpoint", draft_id, body, idempotency_key)
+
+    async def _call(
+        self, endpoint: str, draft_id: str, body: dict[str, Any], key: str | None
+    ) -> Answer:
+        check_text("draft_id", draft_id, MAX_DRAFT_ID)
+        key = uuid.uuid4().hex if key is None else key
+        check_text("idempotency_key", key, MAX_IDEMPOTENCY_KEY)
+        url = f"{self._base_url}/linkedin/jobs/{quote(draft_id, safe='')}/{endpoint}"
+        where = f"{endpoint} of draft {draft_id}"
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=stop_after_attempt(self._retry.attempts) | stop_before_delay(self._retry.max_time),
+            wait=self._wait,
+            sleep=asyncio.sleep if self._retry.wait else _no_sleep,
+            before_sleep=partial(self._before_retry, endpoint, draft_id),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    answer = await self._post(url, where, body, key)
+        except TransientError as exc:
+            log.warning("api_gave_up", endpoint=endpoint, draft_id=draft_id, error=exc.type)
+            raise
+        state = answer.job_state if isinstance(answer, Published) else answer.type
+        log.info(
+            "api_answer",
+            endpoint=endpoint,
+            draft_id=draft_id,
+            answer=type(answer).__name__,
+            job_id=answer.job_id,
+            state=state,
+        )
+        return answer
+
+    def _before_retry(self, endpoint: str, draft_id: str, state: RetryCallState) -> None:
+        error_type = _log_retry(endpoint, draft_id, state)
+        if self.on_retry is not None:
+            self.on_retry(error_type)
+
+    async def _post(self, url: str, where: str, body: dict[str, Any], key: str) -> Answer:
+        headers = {
+            "X-API-KEY": self._api_key,
+            "Idempotency-Key": key,
+            "Accept": "application/json",
+            "User-Agent": f"otp-bot/{__version__}",
+        }
+        try:
+            # Never follow a redirect: it would carry X-API-KEY to another host,
+            # and aiohttp turns a redirected POST into a GET.
+            post = self._client().post(url, json=body, headers=headers, allow_redirects=False)
+            async with post as response:
+                raw = await self._read(response, where)
+                status, ctype = response.status, response.content_type
+                retry_after = response.headers.get("Retry-After")
+        except aiohttp.InvalidURL:
+            raise ConfigError(f"the postpress URL for the {where} is not a valid URL") from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransientError(_network_problem(exc)) from None
+        if 200 <= status < 300:
+            return decode_answer(raw, ctype, where)
+        raise decode_problem(status, raw, ctype, retry_after, where)
+
+    async def _read(self, response: aiohttp.ClientResponse, where: str) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > self._max_body:
+                raise ProtocolError(
+                    f"postpress answered the {where} with a body larger than "
+                    f"{self._max_body} bytes (HTTP {response.status}); refusing to read it"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout, raise_for_status=False)
+        return self._session
+
+    def _wait(self, state: RetryCallState) -> float:
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, TransientError) and error.problem.retry_after is not None:
+            return error.problem.retry_after
+        return float(self._backoff(state))
+
+
+def _network_problem(exc: BaseException) -> ApiProblem:
+    if isinstance(exc, TimeoutError):
+        return ApiProblem(status=0, type="network_error", title="timeout", detail="no answer")
+    return ApiProblem(status=0, type="network_error", title=type(exc).__name__, detail=str(exc))
+
+
+async def _no_sleep(_seconds: float) -> None:
+    return None
+
+
+def _log_retry(endpoint: str, draft_id: str, state: RetryCallState) -> str:
+    outcome = state.outcome
+    error = outcome.exception() if outcome is not None else None
+    error_type = error.type if isinstance(error, TransientError) else type(error).__name__
+    log.warning(
+        "api_retry",
+        endpoint=endpoint,
+        draft_id=draft_id,
+        attempt=state.attempt_number,
+        wait=round(state.upcoming_sleep, 3),
+        error=error_type,
+        status=error.problem.status if isinstance(error, TransientError) else None,
+    )
+    return error_type

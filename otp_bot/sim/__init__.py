@@ -1,0 +1,1 @@
+"""The postpress simulator and LinkedIn mail builder (dry runs and tests)."""

@@ -1,0 +1,233 @@
+"""LinkedIn's side of a checkpoint, for the simulator: compose the e-mail, APPEND it.
+
+The genuine mails follow LinkedIn's real ones (``security-noreply@linkedin.com``,
+multipart/alternative, table-heavy HTML, a footer full of digits that are not
+codes) and carry a topmost ``Authentication-Results`` header with
+``dkim=pass``/``dmarc=pass`` for linkedin.com, as the receiving server would
+write it. A decoy imitates them, either from a look-alike domain whose topmost header
+fails, with a forged passing header further down (RFC 8601 7.2 says lower
+headers prove nothing), or from linkedin.com itself without a passing
+DKIM/DMARC result.
+
+Delivery uses the standard library's imaplib in a thread (only
+``otp_bot.imap.watcher`` may import imap-tools).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import secrets
+import ssl
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
+from html import escape
+from pathlib import Path
+
+from otp_bot.config import Settings
+
+GENUINE_SENDER = "LinkedIn <security-noreply@linkedin.com>"
+DECOY_SENDER = '"security-noreply@linkedin.com" <security-noreply@linkedin-mail-security.com>'
+DECOYS = ("lookalike", "unsigned")
+CONFIRM_URL = "https://www.linkedin.com/psettings/email/confirm"
+_FOOTER = (
+    "This email was intended for you. Learn why we included this: "
+    "https://www.linkedin.com/help/linkedin/answer/4788\n"
+    "You are receiving LinkedIn notification emails.\n"
+    "Unsubscribe: https://www.linkedin.com/comm/psettings/email-unsubscribe?lipi=urn%3Ali\n"
+    "© 2026 LinkedIn Corporation, 1000 West Maude Avenue, Sunnyvale, CA 94085.\n"
+    "LinkedIn and the LinkedIn logo are registered trademarks of LinkedIn.\n"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MailTarget:
+    """The IMAP account the simulator delivers LinkedIn's mail to."""
+
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False)
+    security: str = "none"  # tls | starttls | none, as OTP_BOT_IMAP_SECURITY
+    folder: str = "INBOX"
+    ca_file: Path | None = None
+    timeout: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MailTarget:
+        if settings.imap_password is None:
+            raise ValueError("the simulator delivers mail with OTP_BOT_IMAP_PASSWORD (no OAuth2)")
+        return cls(
+            host=settings.imap_host,
+            port=settings.imap_port,
+            user=settings.imap_user,
+            password=settings.imap_password.get_secret_value(),
+            security=settings.imap_security.value,
+            folder=settings.imap_folder,
+            ca_file=settings.imap_ca_file,
+            timeout=float(settings.imap_timeout),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedinMail:
+    """One composed e-mail and what it carries."""
+
+    raw: bytes
+    message_id: str
+    code: str  # the OTP, or the PIN of an e-mail confirmation
+    link: str | None  # the confirmation link (EMAIL_VERIFICATION only)
+    genuine: bool
+
+
+def new_code() -> str:
+    """A fresh 6-digit code; leading zeros are kept (it is a string)."""
+    return f"{secrets.randbelow(1_000_000):06d}"
+
+
+def new_link() -> str:
+    return f"{CONFIRM_URL}?token={secrets.token_urlsafe(24)}&trk=eml-email_confirm&lipi=urn%3Ali"
+
+
+def compose(
+    checkpoint_type: str, to: str, now: datetime, *, authserv_id: str, decoy: str | None = None
+) -> LinkedinMail:
+    """A LinkedIn e-mail for an OTP or EMAIL_VERIFICATION checkpoint, fresh code included.
+
+    ``decoy``: None for the genuine mail; ``"lookalike"`` (a look-alike sender
+    domain) or ``"unsigned"`` (linkedin.com in From, but no passing DKIM/DMARC).
+    """
+    if decoy not in (None, *DECOYS):
+        raise ValueError(f"decoy must be one of {DECOYS}")
+    genuine = decoy is None
+    code = new_code()
+    link = new_link() if checkpoint_type == "EMAIL_VERIFICATION" else None
+    subject, text = _subject_and_text(code, link)
+    msg = EmailMessage(policy=SMTP)
+    domain = "linkedin-mail-security.com" if decoy == "lookalike" else "linkedin.com"
+    for name, value in _trace_headers(domain, now, authserv_id, decoy):
+        msg[name] = value
+    msg["From"] = DECOY_SENDER if decoy == "lookalike" else GENUINE_SENDER
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = message_id = make_msgid(domain=f"ltx1-app{secrets.randbelow(9999)}.prod")
+    msg["X-LinkedIn-Class"] = "SECURITY" if link is None else "EMAIL-CONFIRM"
+    msg.set_content(text + "\n" + _FOOTER, cte="quoted-printable")
+    msg.add_alternative(_html(code, link), subtype="html", cte="quoted-printable")
+    return LinkedinMail(msg.as_bytes(), message_id, code, link, genuine)
+
+
+def _subject_and_text(code: str, link: str | None) -> tuple[str, str]:
+    if link is None:
+        subject = f"Your LinkedIn verification code is {code}"
+        text = (
+            f"Hi there,\n\nHere's your verification code: {code}\n\n"
+            "Enter it to finish posting your job. This code expires in 15 minutes.\n"
+            "If you didn't request this, you can ignore this email.\n\nThanks,\nThe LinkedIn Team\n"
+        )
+    else:
+        subject = "Please confirm your email address"
+        text = (
+            "Hi there,\n\nConfirm your email address to finish posting your job.\n\n"
+            f"Confirm your email: {link}\n\nOr enter this PIN: {code}\n\n"
+            "The link and the PIN expire in 15 minutes.\n\nThanks,\nThe LinkedIn Team\n"
+        )
+    return subject, text
+
+
+def _trace_headers(
+    domain: str, now: datetime, authserv_id: str, decoy: str | None
+) -> list[tuple[str, str]]:
+    selector = f"d2048-{secrets.randbelow(3) + 1}"
+    received = (
+        f"from mail-sa-{secrets.randbelow(99)}.{domain} "
+        f"(mail-sa.{domain} [108.174.3.{secrets.randbelow(250)}]) "
+        f"by {authserv_id} with ESMTPS id {secrets.token_hex(6)}; {format_datetime(now)}"
+    )
+    if decoy is None:
+        results = (
+            f"{authserv_id}; dkim=pass header.d=linkedin.com header.s={selector} "
+            f"header.b={secrets.token_urlsafe(6)}; spf=pass (domain of s-{secrets.token_hex(4)}"
+            "@bounce.linkedin.com designates 108.174.3.1 as permitted sender) "
+            "smtp.mailfrom=bounce.linkedin.com; dmarc=pass (p=REJECT) header.from=linkedin.com"
+        )
+        return [("Authentication-Results", results), ("Received", received)]
+    failed = (
+        f"{authserv_id}; dkim=none; spf=softfail smtp.mailfrom={domain}; "
+        f"dmarc=fail (p=REJECT) header.from={domain}"
+    )
+    if decoy == "unsigned":
+        return [("Authentication-Results", failed), ("Received", received)]
+    forged = "mx.linkedin.com; dkim=pass header.d=linkedin.com; dmarc=pass header.from=linkedin.com"
+    return [
+        ("Authentication-Results", failed),
+        ("Received", received),
+        ("Authentication-Results", forged),  # below ours: proves nothing (RFC 8601 7.2)
+    ]
+
+
+def _html(code: str, link: str | None) -> str:
+    if link is None:
+        action = (
+            '<p style="margin:0;font-size:16px">Here\'s your verification code:</p>'
+            f'<p style="font-size:32px;font-weight:600;letter-spacing:4px">{code}</p>'
+        )
+    else:
+        action = (
+            '<p style="margin:0">Confirm your email address to finish posting your job.</p>'
+            f'<a href="{escape(link)}" style="background:#0a66c2;color:#fff;padding:10px 24px;'
+            'border-radius:24px">Confirm your email</a>'
+            f"<p>Or enter this PIN: <strong>{code}</strong></p>"
+        )
+    return (
+        "<!DOCTYPE html><html><body>"
+        '<table role="presentation" width="100%"><tr><td align="center">'
+        '<table width="512"><tr><td><img src="https://static.licdn.com/aero-v1/sc/h/logo.png" '
+        'alt="LinkedIn" width="84" height="21"></td></tr>'
+        f"<tr><td>{action}"
+        "<p>This code expires in 15 minutes.</p></td></tr>"
+        '<tr><td style="font-size:12px;color:#666">'
+        '<a href="https://www.linkedin.com/help/linkedin/answer/4788">Help</a> · '
+        '<a href="https://www.linkedin.com/comm/psettings/email-unsubscribe?lipi=urn%3Ali">'
+        "Unsubscribe</a><br>© 2026 LinkedIn Corporation, 1000 West Maude Avenue, "
+        "Sunnyvale, CA 94085.</td></tr></table></td></tr></table></body></html>"
+    )
+
+
+class DeliveryError(Exception):
+    """The mail could not be APPENDed (connection, login or APPEND refused)."""
+
+
+def append(target: MailTarget, raw: bytes) -> None:
+    """APPEND one message to the target folder (blocking: run it in a thread)."""
+    try:
+        conn = _connect(target)
+    except (imaplib.IMAP4.error, OSError) as exc:
+        raise DeliveryError(f"cannot reach {target.host}:{target.port}: {exc}") from None
+    try:
+        conn.login(target.user, target.password)
+        typ, data = conn.append(target.folder, "", imaplib.Time2Internaldate(time.time()), raw)
+        if typ != "OK":
+            raise DeliveryError(f"APPEND refused: {data!r:.200}")
+    except (imaplib.IMAP4.error, OSError) as exc:
+        raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
+    finally:
+        with contextlib.suppress(imaplib.IMAP4.error, OSError):
+            conn.logout()
+
+
+def _connect(target: MailTarget) -> imaplib.IMAP4:
+    if target.security == "tls":
+        context = ssl.create_default_context(cafile=target.ca_file)
+        return imaplib.IMAP4_SSL(
+            target.host, target.port, ssl_context=context, timeout=target.timeout
+        )
+    conn = imaplib.IMAP4(target.host, target.port, timeout=target.timeout)
+    if target.security == "starttls":
+        conn.starttls(ssl.create_default_context(cafile=target.ca_file))
+    return conn

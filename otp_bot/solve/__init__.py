@@ -1,0 +1,1 @@
+"""The draft life cycle and the per-account worker."""

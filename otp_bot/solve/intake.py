@@ -1,0 +1,108 @@
+"""The worker's mail intake: keep what a trusted e-mail offers, durably, then wake the worker.
+
+One summary line per e-mail: ``mail_handled`` (evidence stored) or
+``mail_rejected`` with the reason (untrusted and why, nothing found, a
+Message-ID already stored). Codes and links are masked in every later log
+line, wherever they appear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+
+from otp_bot.config import Settings
+from otp_bot.imap.watcher import IncomingMail
+from otp_bot.logs import remember_sensitive
+from otp_bot.mail.extract import Evidence, extract
+from otp_bot.solve.match import StoredEvidence
+from otp_bot.store.evidence import EvidenceStore
+
+log = structlog.get_logger(__name__)
+
+
+class MailIntake:
+    """Turns the watcher's messages into stored evidence."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: EvidenceStore,
+        clock: Callable[[], datetime],
+        wake: asyncio.Event,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._wake = wake
+        self._account_id = settings.account_id
+        self._trusted_ids = frozenset(settings.trusted_authserv_ids)
+        self._log = log.bind(account_id=settings.account_id)
+
+    async def take(self, mail: IncomingMail) -> Evidence | None:
+        """Store the e-mail's code and link if it is trusted; log instead of raising.
+
+        Returns the reading (None when handling failed) so the shell can count it.
+        """
+        try:
+            return self._take(mail)
+        except Exception:  # noqa: BLE001 - the watcher's loop must go on; the line says why
+            self._log.exception("mail_handling_failed", uid=mail.uid)
+            return None
+
+    def used(self, input_hash: str) -> IncomingMail | None:
+        """Where the e-mail an accepted input came from is (for ``after_use``).
+
+        Only its folder position (UIDVALIDITY, UID) is kept, which is all
+        ``after_use`` needs, and it survives restarts.
+        """
+        found = self._store.evidence_of_input(self._account_id, input_hash)
+        if found is None or found.uidvalidity is None or found.uid is None:
+            return None
+        return IncomingMail(found.uidvalidity, found.uid, b"", False, found.received_at)
+
+    def _take(self, mail: IncomingMail) -> Evidence:
+        found = extract(mail.raw, trusted_authserv_ids=self._trusted_ids)
+        about = {"uid": mail.uid, "message_id": found.message_id, "sender": found.sender}
+        reason = _unusable(found)
+        if reason is not None:
+            self._log.info("mail_rejected", reason=reason, **about)
+            return found
+        for value in (found.code, found.link):
+            if value:
+                remember_sensitive(value)
+        received = _aware(found.received_at or mail.internal_date) or self._clock()
+        evidence = StoredEvidence(
+            0, received, found.code, found.link, found.message_id, mail.uidvalidity, mail.uid
+        )
+        stored = self._store.add_evidence(self._account_id, evidence, self._clock())
+        if stored is None:
+            self._log.info("mail_rejected", reason="message_id_already_stored", **about)
+            return found
+        self._log.info(
+            "mail_handled",
+            evidence_id=stored,
+            code=found.code,
+            link=found.link,
+            received_at=received.isoformat(),
+            complete=mail.complete,
+            **about,
+        )
+        self._wake.set()
+        return found
+
+
+def _unusable(found: Evidence) -> str | None:
+    if not found.trusted:
+        return found.reason or "untrusted"
+    if not found.code and not found.link:
+        return found.reason or "no_code_or_link"
+    return None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)

@@ -1,0 +1,268 @@
+"""How an account's drafts advance, one committed step at a time (the worker's engine).
+
+``DraftSteps.step`` takes the next step for the account and says how long to
+idle before the one after; ``AccountWorker`` (``solver.py``) runs it in a loop
+and adds the shell's interface. Each step commits its transition before it
+acts on it; see ``solver.py`` for the sequence and the crash guarantees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import structlog
+
+from otp_bot.config import Settings
+from otp_bot.errors import OtpBotError
+from otp_bot.logs import mask_code, mask_link
+from otp_bot.postpress.client import PostpressClient, PublishOptions
+from otp_bot.solve.drafts import (
+    ACTIVE,
+    Draft,
+    Event,
+    Fail,
+    GotCheckpoint,
+    StartPublish,
+    State,
+    Submit,
+    advance,
+    event_name,
+    republish_or_fail,
+)
+from otp_bot.solve.intake import MailIntake
+from otp_bot.solve.match import LINK, Candidate, candidates, deadline, first_unused, window_start
+from otp_bot.solve.respond import Outcome, react
+from otp_bot.store.db import Store
+from otp_bot.store.drafts import DraftStore
+from otp_bot.store.evidence import EvidenceStore
+
+if TYPE_CHECKING:
+    from otp_bot.imap.watcher import IncomingMail, MailboxWatcher
+
+log = structlog.get_logger(__name__)
+
+# An input's value is refused again for this long after it was sent; a 6-digit
+# code recurring months later is a new code, not a replay.
+USED_INPUT_MEMORY = timedelta(days=30)
+# Mail received this much before the newest e-mail the account already used
+# still counts: the receiving provider's MX hosts may date mail a little apart.
+USED_MAIL_SLACK = timedelta(seconds=5)
+# Codes and links of e-mails older than this are dropped from the store: no
+# checkpoint can use them any more (LinkedIn's codes live about 15 minutes).
+EVIDENCE_RETENTION = timedelta(days=1)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_key() -> str:
+    """A fresh Idempotency-Key for one logical publish or submit attempt."""
+    return uuid.uuid4().hex
+
+
+class DraftSteps:
+    """The account's state (settings, store, client, parking) and its steps."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        client: PostpressClient,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.client = client
+        self.clock = clock
+        self.account_id = settings.account_id
+        self.account_error: str | None = None
+        self.mailbox: MailboxWatcher | None = None
+        self.on_change: Callable[[Draft], None] | None = None
+        self.wake = asyncio.Event()  # set when there may be something to do
+        self.records = DraftStore(store)
+        self.evidence = EvidenceStore(store)
+        self._intake = MailIntake(settings, self.evidence, clock, self.wake)
+        self._chores: set[asyncio.Task[None]] = set()  # after_use calls in flight
+        self._log = log.bind(account_id=self.account_id)
+        self._skew = timedelta(seconds=settings.clock_skew)
+        self._timeout = timedelta(seconds=settings.code_timeout)
+
+    def drafts(self, *, pending: bool = False) -> list[Draft]:
+        """The account's drafts in queue order (``pending``: not yet terminal)."""
+        return self.records.load_drafts(self.account_id, pending=pending)
+
+    def draft(self, draft_id: str) -> Draft | None:
+        found = self.records.load_drafts(self.account_id, draft_id)
+        return found[0] if found else None
+
+    async def step(self) -> float:
+        """Take one step; return how long to idle before the next (0: at once)."""
+        if self.account_error is not None:
+            return math.inf
+        pending = self.drafts(pending=True)
+        current = next((d for d in pending if d.state in ACTIVE), None)
+        if current is None:
+            queued = next((d for d in pending if d.state is State.QUEUED), None)
+            if queued is None:
+                return math.inf
+            if queued.checkpoint is not None:  # registered while the slot was taken
+                self._commit(queued, GotCheckpoint(queued.checkpoint, issued_at=queued.since))
+            else:
+                self.evidence.forget_evidence(self.account_id, self.clock() - EVIDENCE_RETENTION)
+                self._commit(queued, StartPublish(new_key()))
+            return 0
+        if current.state is State.PUBLISHING:
+            await self._publish(current)
+            return 0
+        if current.state is State.SUBMITTING:
+            await self._submit(current)
+            return 0
+        return self._await_code(current)
+
+    async def _publish(self, draft: Draft) -> None:
+        options = {**PublishOptions.from_settings(self.settings).to_body(), **draft.options}
+        outcome: Outcome
+        try:
+            outcome = await self.client.publish(
+                draft.draft_id, options, idempotency_key=draft.idempotency_key
+            )
+        except OtpBotError as exc:
+            outcome = exc
+        self._react(draft, outcome)
+
+    async def _submit(self, draft: Draft) -> None:
+        value = self.evidence.input_value(self.account_id, draft.input_hash or "")
+        if value is None:  # cannot happen: the input is stored with the transition
+            self._commit(draft, Fail("input_lost", "the input in flight is not in the store"))
+            return
+        outcome: Outcome
+        try:
+            outcome = await self.client.solve_checkpoint(
+                draft.draft_id, value, idempotency_key=draft.idempotency_key
+            )
+        except OtpBotError as exc:
+            outcome = exc
+        if self._react(draft, outcome):
+            self._after_use(draft)
+
+    def _react(self, draft: Draft, outcome: Outcome) -> bool:
+        """Commit what the API's answer means; True when the submitted input passed."""
+        reaction = react(
+            draft, outcome, republish_limit=self.settings.republish_limit, new_key=new_key()
+        )
+        if reaction.unknown:
+            self._log.warning("api_error_unknown_type", draft_id=draft.draft_id, error=str(outcome))
+        self._commit(draft, reaction.event, accepted=reaction.accepted, spent=reaction.spent)
+        if reaction.park is not None:
+            self._park(reaction.park, str(outcome))
+        return reaction.accepted
+
+    def _await_code(self, draft: Draft) -> float:
+        now = self.clock()
+        since = draft.since or draft.updated_at
+        chosen = self._next_input(draft.checkpoint or "", since)
+        if chosen is not None:
+            shown = mask_link(chosen.value) if chosen.form == LINK else mask_code(chosen.value)
+            event = Submit(new_key(), chosen.hash, chosen.form, shown)
+            self._commit(draft, event, use=chosen)
+            return 0
+        due = deadline(since, self._timeout)
+        if now < due:
+            return (due - now).total_seconds()
+        limit = self.settings.republish_limit
+        self._commit(
+            draft, republish_or_fail(draft, reason="code_timeout", limit=limit, key=new_key())
+        )
+        return 0
+
+    def _next_input(self, checkpoint: str, since: datetime) -> Candidate | None:
+        newest_used = self.evidence.newest_consumed(self.account_id)
+        if newest_used is not None:
+            newest_used -= USED_MAIL_SLACK
+        start = window_start(since, self._skew, newest_used)
+        found = candidates(
+            self.evidence.fresh_evidence(self.account_id, start),
+            checkpoint=checkpoint,
+            since=since,
+            skew=self._skew,
+            order=[form.value for form in self.settings.verification_input_order],
+            remembered=self.evidence.verification_form(self.account_id),
+            newest_used=newest_used,
+        )
+        hashes = (c.hash for c in found)
+        used = self.evidence.used_inputs(self.account_id, hashes, self.clock() - USED_INPUT_MEMORY)
+        return first_unused(found, used)
+
+    # --- side effects of transitions -------------------------------------------
+
+    def _commit(
+        self,
+        draft: Draft,
+        event: Event,
+        *,
+        use: Candidate | None = None,
+        accepted: bool = False,
+        spent: bool = False,
+    ) -> Draft:
+        """Advance the draft and commit the move (with its history line) before anything else."""
+        moved = advance(draft, event, self.clock())
+        self.records.save_transition(draft, moved, event, use=use, accepted=accepted, spent=spent)
+        emit = self._log.warning if moved.state is State.FAILED else self._log.info
+        emit(
+            "draft_transition",
+            draft_id=moved.draft_id,
+            transition=event_name(event),
+            from_state=draft.state.value,
+            to_state=moved.state.value,
+            checkpoint=moved.checkpoint,
+            job_id=moved.job_id,
+            job_state=moved.job_state,
+            error=moved.error,
+            detail=event.describe(),
+        )
+        self._changed(moved)
+        return moved
+
+    def _changed(self, draft: Draft) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change(draft)
+            except Exception:  # noqa: BLE001 - a metrics hook must not stop the worker
+                self._log.exception("on_change_failed", draft_id=draft.draft_id)
+
+    def _park(self, error: str, detail: str) -> None:
+        """An account error: fail every waiting draft and refuse new ones until restart."""
+        self.account_error = error
+        self._log.error(
+            "account_parked",
+            error=error,
+            detail=detail,
+            action="fix the postpress account (credentials, restriction), then restart otp-bot",
+        )
+        for draft in self.drafts(pending=True):
+            self._commit(draft, Fail(error, f"the account is parked: {detail}"))
+
+    def _after_use(self, draft: Draft) -> None:
+        """Let the mailbox mark, move or delete the used e-mail, without holding up the worker."""
+        mail = self._intake.used(draft.input_hash or "")
+        if self.mailbox is None or mail is None:
+            return
+        task = asyncio.create_task(self._apply_after_use(self.mailbox, mail))
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    async def _apply_after_use(self, mailbox: MailboxWatcher, mail: IncomingMail) -> None:
+        try:
+            await mailbox.after_use(mail)
+        except Exception:  # noqa: BLE001 - leaving a used e-mail in place is harmless
+            self._log.warning("mail_after_use_failed", uid=mail.uid, exc_info=True)
+
+    def _under_way(self) -> bool:
+        return any(d.state in ACTIVE for d in self.drafts(pending=True))

@@ -1,0 +1,186 @@
+"""The per-account worker: drives the account's drafts through their life cycle.
+
+One ``AccountWorker`` per account. Its ``run`` task alone moves drafts that
+are under way; ``add_draft`` only inserts (or registers a checkpoint while the
+account's slot is free, or re-queues a failed draft when asked to retry) and
+``on_mail`` only stores evidence, and both wake the task. One step at a time
+(``solver_steps``), each committed before it acts:
+
+- no draft under way: the oldest queued one takes the account's slot
+  (``publishing`` under a fresh idempotency key, committed, then published);
+- ``publishing`` / ``submitting``: send the call under the stored key (after a
+  restart this re-sends the same publish or the same input; postpress replays
+  the original answer), then commit what the answer means (``respond``);
+- ``awaiting_code``: the best unused input from stored evidence (``match``)
+  is recorded as used and the draft moved to ``submitting`` in one
+  transaction; with none, wait for mail until ``since + code_timeout``, then
+  publish again (bounded) or fail with ``code_timeout``.
+
+Store writes are synchronous and short, so no cancellation can split a
+transition from its history line; a stop cancels only an API call in flight,
+which is safe to re-send under its stored key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from otp_bot.errors import InputRejected
+from otp_bot.postpress.client import PublishOptions
+from otp_bot.solve.drafts import ACTIVE, Draft, Fail, GotCheckpoint, Retry, State, new_draft
+from otp_bot.solve.steps import DraftSteps, new_key, utcnow
+
+if TYPE_CHECKING:
+    from otp_bot.imap.watcher import IncomingMail
+    from otp_bot.mail.extract import Evidence
+
+__all__ = ["AccountWorker", "new_key", "utcnow"]
+
+log = structlog.get_logger(__name__)
+
+CHECKPOINT_TYPES = ("OTP", "EMAIL_VERIFICATION")
+# Draft ids are short identifiers (the client refuses longer ones too).
+MAX_DRAFT_ID = 200
+# After an unexpected failure of a step (the database unwritable, a bug) the
+# worker tries again after this long, doubling up to the maximum.
+STEP_RETRY_S = 1.0
+STEP_RETRY_MAX_S = 60.0
+
+
+class AccountWorker(DraftSteps):
+    """Publishes one account's drafts and solves their checkpoints from its mail.
+
+    Constructed as ``AccountWorker(settings, store, client, clock=...)``; the
+    shell sets ``mailbox`` (for ``after_use``) and ``on_change`` (metrics) and
+    reads ``account_error`` (set while the account is parked).
+    """
+
+    # --- what the shell calls ------------------------------------------------
+
+    async def add_draft(
+        self,
+        draft_id: str,
+        options: Mapping[str, Any] | None = None,
+        checkpoint: str | None = None,
+        *,
+        retry: bool = False,
+    ) -> Draft:
+        """Queue a draft (idempotent); raises ``InputRejected`` for unusable input.
+
+        ``retry``: an existing draft that failed is queued again for a fresh
+        attempt; any other existing draft is returned unchanged.
+        """
+        _check_new(draft_id, options, checkpoint)
+        existing = self.draft(draft_id)
+        if existing is not None:
+            if retry and existing.state is State.FAILED:
+                return self._retry(existing)
+            return existing
+        fresh = new_draft(self.account_id, draft_id, self.clock(), options, checkpoint)
+        draft = self.records.insert_draft(fresh)
+        if draft != fresh:
+            return draft  # added meanwhile by another caller
+        self._log.info("draft_added", draft_id=draft_id, checkpoint=checkpoint)
+        self._changed(draft)
+        if self.account_error is not None:
+            draft = self._commit(draft, Fail(self.account_error, "the account is parked"))
+        elif checkpoint is not None and not self._under_way():
+            draft = self._commit(draft, GotCheckpoint(checkpoint, issued_at=draft.since))
+        self.wake.set()
+        return draft
+
+    def _retry(self, failed: Draft) -> Draft:
+        """Re-queue a failed draft; on a parked account it fails again at once, as a new one."""
+        draft = self._commit(failed, Retry(failed.error))
+        if self.account_error is not None:
+            draft = self._commit(draft, Fail(self.account_error, "the account is parked"))
+        self.wake.set()
+        return draft
+
+    async def on_mail(self, mail: IncomingMail) -> Evidence | None:
+        """The mailbox watcher's handler: keep what a trusted e-mail offers. Never raises.
+
+        Returns what was read from the e-mail (None if handling failed).
+        """
+        return await self._intake.take(mail)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Drive the account's drafts until ``stop`` is set."""
+        self._resume_report()
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await self._loop(stop, stopping)
+        finally:
+            stopping.cancel()
+            for chore in self._chores:
+                chore.cancel()  # an unfinished after_use leaves the e-mail in place
+            self._log.info("worker_stopped")
+
+    # --- the loop ------------------------------------------------------------
+
+    async def _loop(self, stop: asyncio.Event, stopping: asyncio.Task[Any]) -> None:
+        failures = 0
+        while not stop.is_set():
+            self.wake.clear()
+            step = asyncio.create_task(self.step())
+            try:
+                await asyncio.wait({step, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not step.done():
+                    step.cancel()  # only an API call can be pending: safe to re-send
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await step
+            if stop.is_set():
+                return
+            try:
+                idle = step.result()
+                failures = 0
+            except Exception:  # noqa: BLE001 - one bad step must not end the account's worker
+                failures += 1
+                idle = min(STEP_RETRY_S * 2 ** (failures - 1), STEP_RETRY_MAX_S)
+                self._log.exception("worker_step_failed", retry_in=idle)
+            if idle > 0:
+                await self._idle(idle, stopping)
+
+    async def _idle(self, seconds: float, stopping: asyncio.Task[Any]) -> None:
+        waking = asyncio.create_task(self.wake.wait())
+        try:
+            timeout = None if math.isinf(seconds) else seconds
+            await asyncio.wait(
+                {waking, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            waking.cancel()
+
+    def _resume_report(self) -> None:
+        counts: dict[str, int] = {}
+        for draft in self.drafts():
+            counts[draft.state.value] = counts.get(draft.state.value, 0) + 1
+            if draft.state in ACTIVE:
+                self._log.info(
+                    "draft_resumed",
+                    draft_id=draft.draft_id,
+                    state=draft.state.value,
+                    checkpoint=draft.checkpoint,
+                    since=draft.since.isoformat() if draft.since else None,
+                )
+        self._log.info("worker_started", drafts=counts)
+
+
+def _check_new(draft_id: str, options: Mapping[str, Any] | None, checkpoint: str | None) -> None:
+    if not isinstance(draft_id, str) or not draft_id.strip() or draft_id != draft_id.strip():
+        raise InputRejected("draft_id must be a non-empty string without surrounding spaces")
+    if len(draft_id) > MAX_DRAFT_ID or not draft_id.isprintable():
+        raise InputRejected(f"draft_id must be at most {MAX_DRAFT_ID} printable characters")
+    if checkpoint is not None and checkpoint not in CHECKPOINT_TYPES:
+        raise InputRejected("checkpoint must be OTP or EMAIL_VERIFICATION")
+    try:
+        PublishOptions(**dict(options or {}))
+    except TypeError:
+        raise InputRejected(f"unknown publish options in {sorted(options or {})}") from None
