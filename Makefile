@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv dovecot test check lint types format demo soak bench clean
+.PHONY: help venv dovecot test check lint types format demo soak bench docs clean
 
 help:
 	@echo "make demo    run the whole loop locally (simulator + Dovecot + daemon)"
@@ -12,6 +12,7 @@ help:
 	@echo "make check   lint (ruff), types (mypy --strict) and the tests"
 	@echo "make soak    the long fault-injection soak (about 10 minutes)"
 	@echo "make bench   the benchmark scripts"
+	@echo "make docs    build the documentation site into site/"
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -49,5 +50,8 @@ format: venv
 
 check: lint types test
 
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site dist

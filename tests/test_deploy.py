@@ -138,11 +138,11 @@ def test_verify_reports_a_broken_unit(good: str, bad: str, tmp_path: Path) -> No
     assert done.stderr.strip() != ""
 
 
-def test_readme_oauth2_dropin_verifies(tmp_path: Path) -> None:
-    """The README's drop-in for OAuth2 accounts is a valid override of the unit."""
-    readme = (ROOT / "README.md").read_text()
-    match = re.search(r"\*\*OAuth2 \(XOAUTH2\) accounts\*\*.*?```ini\n(.*?)```", readme, re.S)
-    assert match, "README lost the OAuth2 drop-in"
+def test_docs_oauth2_dropin_verifies(tmp_path: Path) -> None:
+    """The systemd guide's drop-in for OAuth2 accounts is a valid override of the unit."""
+    guide = (ROOT / "docs" / "systemd.md").read_text()
+    match = re.search(r"\*\*OAuth2 \(XOAUTH2\) accounts\*\*.*?```ini\n(.*?)```", guide, re.S)
+    assert match, "docs/systemd.md lost the OAuth2 drop-in"
     assert "LoadCredential=\n" in match.group(1)
     done = verify(UNIT.read_text(), tmp_path, dropin=match.group(1))
     assert done.returncode == 0, done.stderr

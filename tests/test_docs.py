@@ -1,14 +1,19 @@
-"""The README's operations guide names every log event (with its fields) and
-every metric the code emits, so it cannot silently fall behind the code.
+"""The documentation cannot silently fall behind the code.
 
-``python tests/test_docs.py`` prints the current event table in the README's
-format, for updating the guide after a change.
+The reference pages in ``docs/reference/`` name every log event (with its
+fields), every metric and every setting the code has; the MkDocs site builds
+with ``--strict`` (no broken link, no page left out); the README stays a
+short front page. ``python tests/test_docs.py`` prints the current event table
+in the log reference's format, for updating it after a change.
 """
 
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +22,14 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "otp_bot"
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+LOG_REFERENCE = DOCS / "reference" / "logs.md"
+METRIC_REFERENCE = DOCS / "reference" / "metrics.md"
+CONFIG_REFERENCE = DOCS / "reference" / "configuration.md"
+ENV_EXAMPLE = ROOT / ".env.example"
+# The README is the front page: what it is, the quickstart, a map. The rest is in docs/.
+README_MAX_BYTES = 10 * 1024
+SETTING_RE = re.compile(r"\bOTP_BOT_[A-Z0-9_]*[A-Z0-9]\b")
 LEVELS = frozenset({"debug", "info", "warning", "error", "exception", "critical"})
 METRIC_TYPES = frozenset({"Counter", "Gauge", "Histogram", "Summary", "Info", "Enum"})
 EVENT_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -91,19 +104,10 @@ def metric_names() -> set[str]:
     return names
 
 
-def operations_section() -> str:
-    """README text from "## Operations" to the next second-level heading."""
-    text = README.read_text()
-    start = text.find("\n## Operations")
-    assert start >= 0, 'README.md has no "## Operations" section'
-    end = text.find("\n## ", start + 1)
-    return text[start : end if end >= 0 else len(text)]
-
-
 def documented_events() -> dict[str, str]:
     """Event name -> its table row, from rows that start with a `code` cell."""
     rows = {}
-    for line in operations_section().splitlines():
+    for line in LOG_REFERENCE.read_text().splitlines():
         match = re.match(r"\|\s*`([a-z][a-z0-9_]*)`\s*\|", line)
         if match:
             rows[match.group(1)] = line
@@ -120,7 +124,7 @@ def test_the_code_logs_events() -> None:
 @pytest.mark.parametrize("event", sorted(events()))
 def test_every_log_event_is_documented(event: str) -> None:
     """Each event name logged in otp_bot/ has a row in the operations guide."""
-    assert event in documented_events(), f"add `{event}` to README.md, ## Operations"
+    assert event in documented_events(), f"add `{event}` to docs/reference/logs.md"
 
 
 @pytest.mark.parametrize("event", sorted(events()))
@@ -128,7 +132,7 @@ def test_every_log_field_is_documented(event: str) -> None:
     """Each keyword field an event is logged with is named in that event's row."""
     row = documented_events().get(event, "")
     missing = [f for f in sorted(events()[event]) if not re.search(rf"`{f}`", row)]
-    assert not missing, f"README row of `{event}` lacks {missing}"
+    assert not missing, f"the row of `{event}` in docs/reference/logs.md lacks {missing}"
 
 
 def test_metrics_are_found() -> None:
@@ -138,8 +142,56 @@ def test_metrics_are_found() -> None:
 
 @pytest.mark.parametrize("metric", sorted(metric_names()))
 def test_every_metric_is_documented(metric: str) -> None:
-    """Each metric defined in otp_bot/daemon/metrics.py is named in the operations guide."""
-    assert re.search(rf"`{metric}(_total|_bucket|_count|_sum)?[`{{]", operations_section()), metric
+    """Each metric defined in otp_bot/daemon/metrics.py is named in the metrics reference."""
+    text = METRIC_REFERENCE.read_text()
+    assert re.search(rf"`{metric}(_total|_bucket|_count|_sum)?[`{{]", text), metric
+
+
+def settings_in_code() -> set[str]:
+    """Every ``OTP_BOT_*`` name spelled out in otp_bot/, plus every field of Settings."""
+    from otp_bot.config import ENV_PREFIX, Settings
+
+    names = {ENV_PREFIX + field.upper() for field in Settings.model_fields}
+    for path in PACKAGE.rglob("*.py"):
+        names.update(SETTING_RE.findall(path.read_text()))
+    return names
+
+
+def test_settings_are_found() -> None:
+    """The scan finds the settings (guards against a broken scan)."""
+    assert {"OTP_BOT_API_KEY", "OTP_BOT_IMAP_HOST", "OTP_BOT_IMAP_PORT"} <= settings_in_code()
+
+
+@pytest.mark.parametrize("name", sorted(settings_in_code()))
+def test_every_setting_is_documented(name: str) -> None:
+    """Each OTP_BOT_ setting is in .env.example and in the configuration reference."""
+    assert re.search(rf"\b{name}\b", ENV_EXAMPLE.read_text()), f"add {name} to .env.example"
+    documented = re.search(rf"`{name}`", CONFIG_REFERENCE.read_text())
+    assert documented, f"add `{name}` to docs/reference/configuration.md"
+
+
+def test_readme_is_a_front_page() -> None:
+    """The README stays short and keeps the quickstart's two commands."""
+    text = README.read_text()
+    assert len(text.encode()) < README_MAX_BYTES, "move detail from README.md into docs/"
+    assert "make demo" in text
+    assert "make test" in text
+
+
+def test_docs_site_builds_strictly(tmp_path: Path) -> None:
+    """`mkdocs build --strict` passes: every link resolves and no page is left out."""
+    mkdocs = Path(sys.executable).with_name("mkdocs")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    done = subprocess.run(
+        [str(mkdocs), "build", "--strict", "--quiet", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def main() -> None:

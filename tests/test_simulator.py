@@ -208,7 +208,7 @@ async def test_admin_rejects_bad_scripts(
 
 
 def test_draft_id_conventions() -> None:
-    """Words in a draft id choose its script (README, "Dry run")."""
+    """Words in a draft id choose its script (docs/simulator.md)."""
     assert script_for_draft("job-1").checkpoints == ("OTP",)
     assert script_for_draft("job-verify-2").checkpoints == ("EMAIL_VERIFICATION",)
     assert script_for_draft("job-chain-3").checkpoints == ("EMAIL_VERIFICATION", "OTP")
