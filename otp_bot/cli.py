@@ -1,7 +1,7 @@
 """The ``otp-bot`` command line: parses arguments, builds settings, dispatches.
 
 Exit codes: 0 success, 1 failure (the reason on stderr), 2 bad configuration
-or usage.
+or usage, or another daemon already holds the state directory.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from otp_bot import __version__
 from otp_bot.config import Settings, load_control_settings, load_settings
-from otp_bot.errors import ConfigError, OtpBotError
+from otp_bot.errors import ConfigError, OtpBotError, StateLocked
 from otp_bot.logs import scrub_text
 
 if TYPE_CHECKING:
@@ -214,6 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except ConfigError as exc:
         print(f"otp-bot: configuration error: {scrub_text(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except StateLocked as exc:
+        print(f"otp-bot: {scrub_text(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except OtpBotError as exc:
         print(f"otp-bot: {scrub_text(str(exc))}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
     OtpBotError
     ├── ConfigError              fix the configuration; exit code 2
+    ├── StateLocked              another daemon holds the state directory; exit code 2
     ├── InputRejected            refuse an input before sending it
     ├── ProtocolError            the API answered something unreadable; fail the draft
     ├── ApiError                 the API answered with an error envelope
@@ -30,6 +31,10 @@ class OtpBotError(Exception):
 
 class ConfigError(OtpBotError):
     """A setting is missing or invalid; the message names the variable."""
+
+
+class StateLocked(OtpBotError):
+    """Another daemon holds the state directory's lock (a restart would not help)."""
 
 
 class InputRejected(OtpBotError, ValueError):

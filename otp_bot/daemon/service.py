@@ -32,6 +32,7 @@ from otp_bot.control.server import ControlServer, check_bind
 from otp_bot.daemon.account import Account
 from otp_bot.daemon.metrics import DRAFT_STATES, Metrics
 from otp_bot.daemon.notify import Notifier, watchdog_period
+from otp_bot.daemon.statelock import StateLock
 from otp_bot.errors import ConfigError
 from otp_bot.logs import bind
 from otp_bot.store.db import Store
@@ -60,6 +61,7 @@ async def run(
     stop = stop or asyncio.Event()
     metrics = Metrics()
     with _signals(stop), contextlib.ExitStack() as closing:
+        _lock_state_dirs(settings_list, closing)
         stores = _open_stores(settings_list, closing)
         accounts = [Account(s, stores[s.state_db], metrics) for s in settings_list]
         servers = _control_servers(accounts, metrics)
@@ -75,6 +77,12 @@ async def run(
                 await account.client.close()
     log.info("daemon_stopped")
     return 0
+
+
+def _lock_state_dirs(settings_list: Sequence[Settings], closing: contextlib.ExitStack) -> None:
+    """One daemon per state directory (raises StateLocked naming the holder's PID)."""
+    for directory in sorted({s.state_dir.resolve() for s in settings_list}):
+        closing.callback(StateLock.acquire(directory).release)
 
 
 def _open_stores(settings_list: Sequence[Settings], closing: contextlib.ExitStack) -> dict[
