@@ -5,8 +5,16 @@ Every line, ours or a library's, goes through ``redact``:
 - registered secrets (API key, IMAP password, OAuth tokens, control token)
   are replaced by ``[REDACTED]`` wherever they appear: values, nested values,
   exception messages and formatted tracebacks;
-- the fields ``code``, ``input`` and ``link`` are masked, and every code or
-  link registered with ``remember_sensitive`` is masked inside free text too.
+- the fields ``code``, ``input``, ``link`` and ``pin`` are masked; in free
+  text, every link loses its query and fragment (where its token lives) and
+  every 6-8 digit run that is a code seen recently is masked.
+
+The cost of a line does not grow with the number of accounts: secrets are
+matched by one trie-shaped pattern, compiled once per set of secrets (a new
+OAuth token joins a small side pattern first, merged in by the dozen), and
+codes and links are found by their shape, then looked up in a bounded set.
+(Over 250 lines: the matcher and its registry belong with the processor
+that uses them; apart, neither reads on its own.)
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import logging
 import re
 import sys
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from typing import Any, TextIO
 
@@ -25,63 +33,145 @@ from structlog.types import EventDict, Processor, WrappedLogger
 REDACTED = "[REDACTED]"
 # Fields whose values are codes, links or checkpoint inputs: always masked.
 MASKED_FIELDS = frozenset({"code", "input", "link", "pin"})
-# Codes and links seen recently are masked in free text as well; bounded so a
-# daemon running for months does not grow without limit.
+# Codes seen recently are masked in free text as well; bounded so a daemon
+# running for months does not grow without limit.
 _SENSITIVE_MEMORY = 4096
 # Anything shorter is too likely to collide with ordinary text (a 4-digit
 # code would mask years); such values are only masked in their own fields.
 _MIN_FREE_TEXT_SECRET = 6
+# Secrets added since the main pattern was built are matched by a small side
+# pattern; past this many, they are merged into the main one.
+_RECENT_SECRETS = 16
+# An owner (one account's OAuth token) keeps only its newest few values.
+_SECRETS_PER_OWNER = 2
 
 _URL_RE = re.compile(r"https?://[^\s\"'<>]+", re.IGNORECASE)
+# Links anywhere in free text (our own URL shape, the extractor's www. too).
+_FREE_LINK_RE = re.compile(r"(?:https?://|www\.)[^\s\"'<>]++", re.IGNORECASE)
+# Digit runs; runs of 6+ digits are looked up, window by window, among codes.
+_DIGITS_RE = re.compile(r"\d{6,}+")
+
+
+def _trie_pattern(values: Iterable[str]) -> re.Pattern[str] | None:
+    """One pattern matching any of ``values``, longest first, shaped as a trie.
+
+    A plain alternation tries every value at every position, so its cost grows
+    with the number of accounts; a trie tries one branch per character.
+    Matching at a position walks at most the longest value, never more.
+    """
+    ordered = sorted(set(values), key=len, reverse=True)
+    if not ordered:
+        return None
+    try:
+        return re.compile(_trie_regex(_trie(ordered)))
+    except (RecursionError, re.error):  # pathological nesting: the plain form
+        return re.compile("|".join(re.escape(value) for value in ordered))
+
+
+def _trie(values: Iterable[str]) -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    for value in values:
+        node = root
+        for char in value:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return root
+
+
+def _trie_regex(node: dict[str, Any]) -> str:
+    """The node's alternatives; single-child chains are collapsed, so recursion
+    goes only as deep as the values branch (not as long as they are)."""
+    branches = []
+    for first, child in sorted(node.items()):
+        if not first:
+            continue
+        chain, below = [first], child
+        while len(below) == 1 and "" not in below:
+            ((char, below),) = below.items()
+            chain.append(char)
+        branches.append(re.escape("".join(chain)) + _trie_regex(below))
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    return f"(?:{body})?" if "" in node else body
 
 
 class _Registry:
+    """The secrets to remove and the codes to mask; safe to use from any thread."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._secrets: set[str] = set()
-        self._sensitive: OrderedDict[str, None] = OrderedDict()
-        self._pattern: re.Pattern[str] | None = None
+        self._secrets: set[str] = set()  # in the main pattern
+        self._recent: set[str] = set()  # not yet: in the side pattern
+        self._owned: dict[str, deque[str]] = {}
+        self._codes: OrderedDict[str, None] = OrderedDict()
+        self._main: re.Pattern[str] | None = None
+        self._side: re.Pattern[str] | None = None
+        self._stale = False
 
-    def add_secret(self, value: str) -> None:
-        if value and value not in self._secrets:
-            with self._lock:
-                self._secrets.add(value)
-                self._pattern = None
-
-    def add_sensitive(self, value: str) -> None:
-        if len(value) < _MIN_FREE_TEXT_SECRET:
+    def add_secret(self, value: str, owner: str | None = None) -> None:
+        if not value:
             return
         with self._lock:
-            self._sensitive[value] = None
-            self._sensitive.move_to_end(value)
-            while len(self._sensitive) > _SENSITIVE_MEMORY:
-                self._sensitive.popitem(last=False)
-            self._pattern = None
+            if owner is not None:
+                self._own(owner, value)
+            if value in self._secrets or value in self._recent:
+                return
+            self._recent.add(value)
+            self._stale = True
 
-    def pattern(self) -> re.Pattern[str] | None:
+    def _own(self, owner: str, value: str) -> None:
+        kept = self._owned.setdefault(owner, deque(maxlen=_SECRETS_PER_OWNER))
+        if value in kept:
+            return
+        if len(kept) == kept.maxlen:  # the oldest value is dropped with the next build
+            old = kept[0]
+            self._secrets.discard(old)
+            self._recent.discard(old)
+            self._main = None
+        kept.append(value)
+
+    def add_code(self, value: str) -> None:
         with self._lock:
-            if self._pattern is None:
-                values = sorted(self._secrets | set(self._sensitive), key=len, reverse=True)
-                if values:
-                    self._pattern = re.compile("|".join(re.escape(v) for v in values))
-            return self._pattern
+            self._codes[value] = None
+            self._codes.move_to_end(value)
+            while len(self._codes) > _SENSITIVE_MEMORY:
+                self._codes.popitem(last=False)
 
-    def is_secret(self, value: str) -> bool:
-        return value in self._secrets
+    def is_code(self, value: str) -> bool:
+        return value in self._codes
+
+    def patterns(self) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+        """The main and side secret patterns, rebuilt only after a change."""
+        with self._lock:
+            if self._main is None or len(self._recent) > _RECENT_SECRETS:
+                self._secrets |= self._recent
+                self._recent.clear()
+                self._main = _trie_pattern(self._secrets)
+                self._stale = True
+            if self._stale:
+                self._side = _trie_pattern(self._recent)
+                self._stale = False
+            return self._main, self._side
 
 
 _registry = _Registry()
 
 
-def register_secrets(values: Iterable[str]) -> None:
-    """Never let these strings reach a log line."""
+def register_secrets(values: Iterable[str], *, owner: str | None = None) -> None:
+    """Never let these strings reach a log line.
+
+    ``owner`` (e.g. one account's OAuth token): only that owner's newest
+    values are kept, so tokens refreshed for months do not pile up.
+    """
     for value in values:
-        _registry.add_secret(value)
+        _registry.add_secret(value, owner)
 
 
 def remember_sensitive(value: str) -> None:
-    """Mask this code or link wherever it shows up in later log lines."""
-    _registry.add_sensitive(value)
+    """Mask this code wherever it shows up in later log lines (links: always masked)."""
+    if len(value) >= _MIN_FREE_TEXT_SECRET and value.isdigit():
+        _registry.add_code(value)
 
 
 def mask_code(value: str) -> str:
@@ -103,28 +193,57 @@ def _mask_field(value: object) -> object:
     return mask_link(value) if _URL_RE.match(value) else mask_code(value)
 
 
-def _scrub(value: object, pattern: re.Pattern[str] | None) -> object:
+def _mask_digits(match: re.Match[str]) -> str:
+    """Mask every recently seen code inside one run of digits (longest first)."""
+    run, out, start = match[0], [], 0
+    while start <= len(run) - _MIN_FREE_TEXT_SECRET:
+        size = next(
+            (
+                n
+                for n in range(8, _MIN_FREE_TEXT_SECRET - 1, -1)
+                if start + n <= len(run) and _registry.is_code(run[start : start + n])
+            ),
+            0,
+        )
+        if size:
+            out.append("****")
+            start += size
+        else:
+            out.append(run[start])
+            start += 1
+    out.append(run[start:])
+    return "".join(out)
+
+
+def _scrub_text(text: str, main: re.Pattern[str] | None, side: re.Pattern[str] | None) -> str:
+    for pattern in (main, side):
+        if pattern is not None:
+            text = pattern.sub(REDACTED, text)
+    if "://" in text or "www." in text:
+        text = _FREE_LINK_RE.sub(lambda m: mask_link(m[0]), text)
+    return _DIGITS_RE.sub(_mask_digits, text)
+
+
+def _scrub(value: object, main: re.Pattern[str] | None, side: re.Pattern[str] | None) -> object:
     if isinstance(value, str):
-        if pattern is None:
-            return value
-        return pattern.sub(lambda m: REDACTED if _registry.is_secret(m[0]) else "****", value)
+        return _scrub_text(value, main, side)
     if isinstance(value, dict):
-        return {k: _scrub(v, pattern) for k, v in value.items()}
+        return {k: _scrub(v, main, side) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_scrub(v, pattern) for v in value]
+        return [_scrub(v, main, side) for v in value]
     if isinstance(value, BaseException):
-        return _scrub(f"{type(value).__name__}: {value}", pattern)
+        return _scrub_text(f"{type(value).__name__}: {value}", main, side)
     return value
 
 
 def redact(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
     """structlog processor: remove secrets, mask codes and links."""
-    pattern = _registry.pattern()
+    main, side = _registry.patterns()
     for key, value in list(event_dict.items()):
         if key in MASKED_FIELDS and value is not None:
             event_dict[key] = _mask_field(value)
         else:
-            event_dict[key] = _scrub(value, pattern)
+            event_dict[key] = _scrub(value, main, side)
     return event_dict
 
 
@@ -190,5 +309,4 @@ def bind(**fields: Any) -> None:
 
 def scrub_text(text: str) -> str:
     """Redact free text outside logging (error messages printed by the CLI)."""
-    result = _scrub(text, _registry.pattern())
-    return result if isinstance(result, str) else text
+    return _scrub_text(text, *_registry.patterns())

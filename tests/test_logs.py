@@ -107,3 +107,40 @@ def test_mask_helpers() -> None:
     assert logs.mask_code("0042") == "****"
     assert logs.mask_code("12345678") == "******78"
     assert logs.mask_link("https://x.linkedin.com/a/b") == "https://x.linkedin.com/a/b"
+
+
+def test_many_secrets_one_pattern_built_once(stream: io.StringIO) -> None:
+    """A thousand secrets, overlapping prefixes included, are all removed by one pattern
+    that neither a new code nor another log line rebuilds."""
+    many = [f"pp_live_{i:04d}_key" for i in range(1000)] + ["pp_live_0001_key_longer"]
+    logs.register_secrets(many)
+    log = structlog.get_logger("t")
+    log.info("api_call", detail=f"keys {many[7]} and {many[-1]} and {many[999]}")
+    built = logs._registry.patterns()
+    logs.remember_sensitive("731904")
+    log.info("api_call", detail=f"key {many[500]} code 731904")
+    assert logs._registry.patterns() == built
+    text = stream.getvalue()
+    for secret in (many[7], many[-1], many[999], many[500], "731904", "_longer"):
+        assert secret not in text
+
+
+def test_long_token_and_rotation(stream: io.StringIO) -> None:
+    """A 4 kB OAuth token is redacted; an owner keeps only its newest tokens."""
+    tokens = [f"ya29.{i}" + "x" * 4000 for i in range(4)]
+    for token in tokens:
+        logs.register_secrets([token], owner="imap:acc_1")
+    structlog.get_logger("t").info("oauth", note=f"a {tokens[3]} b {tokens[2]} c")
+    assert tokens[3] not in stream.getvalue()
+    assert tokens[2] not in stream.getvalue()
+    assert logs.scrub_text(tokens[0]) == tokens[0]  # rotated out: no longer kept
+
+
+def test_free_text_codes_and_links_by_shape(stream: io.StringIO) -> None:
+    """Codes inside longer digit runs are masked; any link loses its query in free text."""
+    logs.remember_sensitive("552210")
+    text = logs.scrub_text("ref 99552210123 and www.linkedin.com/comm/x?tok=Zz9 end 123456789")
+    assert "552210" not in text
+    assert "tok=Zz9" not in text
+    assert text.endswith("end 123456789")
+    assert "www.linkedin.com/comm/x?…" in text

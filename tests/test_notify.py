@@ -33,7 +33,9 @@ def receiver() -> Iterator[tuple[socket.socket, str]]:
 def test_ready_sends_one_datagram_with_status(receiver: tuple[socket.socket, str]) -> None:
     """READY=1 and STATUS= travel together in one datagram."""
     sock, path = receiver
-    assert Notifier(path).ready("watching; 0 awaiting_code")
+    notifier = Notifier(path)
+    assert notifier.ready("watching; 0 awaiting_code")
+    notifier.close()
     assert sock.recv(4096) == b"READY=1\nSTATUS=watching; 0 awaiting_code"
 
 
@@ -43,6 +45,7 @@ def test_watchdog_and_stopping(receiver: tuple[socket.socket, str]) -> None:
     notifier = Notifier(path)
     notifier.watchdog()
     notifier.stopping()
+    notifier.close()
     assert sock.recv(4096) == b"WATCHDOG=1"
     assert sock.recv(4096) == b"STOPPING=1\nSTATUS=stopping"
 
@@ -53,7 +56,9 @@ def test_abstract_socket_address() -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind("\0" + name)
         sock.settimeout(5)
-        assert Notifier("@" + name).status("hello")
+        notifier = Notifier("@" + name)
+        assert notifier.status("hello")
+        notifier.close()
         assert sock.recv(4096) == b"STATUS=hello"
 
 
@@ -66,7 +71,9 @@ def test_without_notify_socket_nothing_is_sent() -> None:
 
 def test_missing_socket_is_not_an_error(tmp_path: Path) -> None:
     """A vanished socket is logged, not raised: the daemon keeps running."""
-    assert not Notifier(str(tmp_path / "gone")).watchdog()
+    notifier = Notifier(str(tmp_path / "gone"))
+    assert not notifier.watchdog()
+    notifier.close()
 
 
 def test_watchdog_period_is_half_of_systemds() -> None:
@@ -77,3 +84,18 @@ def test_watchdog_period_is_half_of_systemds() -> None:
     assert watchdog_period({"WATCHDOG_USEC": "10000000", "WATCHDOG_PID": "1"}) is None
     assert watchdog_period({}) is None
     assert watchdog_period({"WATCHDOG_USEC": "0"}) is None
+
+
+def test_one_socket_for_every_message(receiver: tuple[socket.socket, str]) -> None:
+    """Many messages go through one kept socket: the process's descriptors do not grow."""
+    sock, path = receiver
+    notifier = Notifier(path)
+    notifier.status("first")
+    assert sock.recv(4096) == b"STATUS=first"
+    before = len(os.listdir("/proc/self/fd"))
+    for i in range(200):
+        assert notifier.status(f"n={i}")
+        assert sock.recv(4096) == f"STATUS=n={i}".encode()
+    assert len(os.listdir("/proc/self/fd")) == before
+    notifier.close()
+    assert len(os.listdir("/proc/self/fd")) == before - 1

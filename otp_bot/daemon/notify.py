@@ -4,8 +4,10 @@ The daemon tells systemd ``READY=1`` once the mailbox is watched,
 ``WATCHDOG=1`` only when the mailbox loop has made real progress,
 ``STATUS=...`` with draft counts and ``STOPPING=1`` on the way out. Each
 message is one datagram of ``KEY=value`` lines sent to ``$NOTIFY_SOCKET``
-(a path, or an abstract socket when it starts with ``@``). Without
-``$NOTIFY_SOCKET`` (not under systemd) every call does nothing.
+(a path, or an abstract socket when it starts with ``@``), through one
+socket opened on first use and kept (one descriptor, whatever the number of
+messages or accounts). Without ``$NOTIFY_SOCKET`` (not under systemd) every
+call does nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Notifier:
     def __init__(self, address: str | None) -> None:
         self._address = _socket_address(address) if address else None
         self._warned = False
+        self._sock: socket.socket | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Notifier:
@@ -40,15 +43,21 @@ class Notifier:
             return False
         payload = "\n".join(f"{key}={value}" for key, value in fields.items()).encode()
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-                sock.setblocking(False)
-                sock.sendto(payload, self._address)
+            if self._sock is None:
+                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                self._sock.setblocking(False)
+            self._sock.sendto(payload, self._address)
         except OSError as exc:
             if not self._warned:  # one line, not one per watchdog tick
                 log.warning("notify_failed", error=f"{type(exc).__name__}: {exc}")
                 self._warned = True
             return False
         return True
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
     def ready(self, status: str) -> bool:
         return self.send(READY="1", STATUS=status)

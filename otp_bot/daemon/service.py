@@ -75,6 +75,7 @@ async def run(
                 await server.stop()
             for account in accounts:
                 await account.client.close()
+            notifier.close()
     log.info("daemon_stopped")
     return 0
 

@@ -90,7 +90,8 @@ class TokenSource:
         token = done.stdout.decode("utf-8", "replace").strip()
         if not token or any(ch.isspace() for ch in token):
             raise MailboxAuthError(f"token command {argv[0]} printed no single-line token")
-        logs.register_secrets([token])
+        # Keyed by this source: only its newest tokens stay registered.
+        logs.register_secrets([token], owner=f"oauth2:{id(self)}")
         log.info("mailbox_token_obtained", refresh_in=self._lifetime)
         return token
 
