@@ -1,4 +1,4 @@
-"""The postpress API client: publish a draft, solve its checkpoint.
+"""The postpress API client: publish a draft, solve its checkpoint, read the account.
 
 This is the only module that imports the aiohttp client. Everything aiohttp
 raises is turned into otp-bot's own errors here (``otp_bot.errors``):
@@ -41,17 +41,20 @@ from otp_bot import __version__
 from otp_bot.config import Settings
 from otp_bot.errors import ApiProblem, ConfigError, ProtocolError, TransientError
 from otp_bot.postpress.wire import (
+    AccountStatus,
     Answer,
     Checkpoint,
     Published,
     PublishOptions,
     check_text,
+    decode_account,
     decode_answer,
     decode_problem,
     options_body,
 )
 
 __all__ = [
+    "AccountStatus",
     "Answer",
     "Checkpoint",
     "PostpressClient",
@@ -165,6 +168,24 @@ class PostpressClient:
         body = {"account_id": self._account_id, "input": input}
         return await self._call("checkpoint", draft_id, body, idempotency_key)
 
+    async def account(self) -> AccountStatus:
+        """``GET /accounts/{id}``: the account's status, in one attempt (no retries).
+
+        No side effects: ``otp-bot check`` proves a set-up with it and a held
+        account is probed with it (the caller backs off between probes).
+        Raises what the other calls raise: ``ApiError`` (401/403 an
+        ``AccountError``, 404 a ``DraftError``), ``TransientError`` for network
+        errors and 5xx, ``ProtocolError`` for an unreadable answer.
+        """
+        url = f"{self._base_url}/accounts/{quote(self._account_id, safe='')}"
+        where = "account read"
+        status, ctype, raw, retry_after = await self._request("GET", url, where, None, None)
+        if 200 <= status < 300:
+            found = decode_account(raw, ctype, where)
+            log.info("api_account", usable=found.usable, statuses=found.statuses)
+            return found
+        raise decode_problem(status, raw, ctype, retry_after, where)
+
     async def _call(
         self, endpoint: str, draft_id: str, body: dict[str, Any], key: str | None
     ) -> Answer:
@@ -205,27 +226,40 @@ class PostpressClient:
             self.on_retry(error_type)
 
     async def _post(self, url: str, where: str, body: dict[str, Any], key: str) -> Answer:
+        status, ctype, raw, retry_after = await self._request("POST", url, where, body, key)
+        if 200 <= status < 300:
+            return decode_answer(raw, ctype, where)
+        raise decode_problem(status, raw, ctype, retry_after, where)
+
+    async def _request(
+        self, method: str, url: str, where: str, body: dict[str, Any] | None, key: str | None
+    ) -> tuple[int, str, bytes, str | None]:
+        """One HTTP exchange: (status, content type, body, Retry-After); errors become ours."""
         headers = {
             "X-API-KEY": self._api_key,
-            "Idempotency-Key": key,
             "Accept": "application/json",
             "User-Agent": f"otp-bot/{__version__}",
         }
+        if key is not None:
+            headers["Idempotency-Key"] = key
         try:
             # Never follow a redirect: it would carry X-API-KEY to another host,
             # and aiohttp turns a redirected POST into a GET.
-            post = self._client().post(url, json=body, headers=headers, allow_redirects=False)
-            async with post as response:
+            sent = self._client().request(
+                method, url, json=body, headers=headers, allow_redirects=False
+            )
+            async with sent as response:
                 raw = await self._read(response, where)
-                status, ctype = response.status, response.content_type
-                retry_after = response.headers.get("Retry-After")
+                return (
+                    response.status,
+                    response.content_type,
+                    raw,
+                    response.headers.get("Retry-After"),
+                )
         except aiohttp.InvalidURL:
             raise ConfigError(f"the postpress URL for the {where} is not a valid URL") from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransientError(_network_problem(exc)) from None
-        if 200 <= status < 300:
-            return decode_answer(raw, ctype, where)
-        raise decode_problem(status, raw, ctype, retry_after, where)
 
     async def _read(self, response: aiohttp.ClientResponse, where: str) -> bytes:
         chunks: list[bytes] = []

@@ -26,6 +26,7 @@ from otp_bot.config import Settings
 from otp_bot.errors import ApiError, ApiProblem, InputRejected, ProtocolError, classify
 
 PUBLISHED = "LinkedinJobPostingPublished"
+ACCOUNT = "Account"
 CHECKPOINT = "LinkedinJobPostingPublishCheckpoint"
 CHECKPOINT_TYPES = frozenset({"OTP", "EMAIL_VERIFICATION"})
 # Fields of an envelope are short; longer values are cut, not trusted.
@@ -83,6 +84,40 @@ class Checkpoint:
 
 Answer = Published | Checkpoint
 
+# A source whose status is this works; anything else (CREDENTIALS, ERROR,
+# STOPPED, CONNECTING, ...) needs attention (contract/README.md, "Account").
+SOURCE_OK = "OK"
+# An account lists a handful of sources; more are cut, not trusted.
+_MAX_SOURCES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class AccountStatus:
+    """``GET /accounts/{id}``: the connected account and its sources' statuses."""
+
+    account_id: str
+    name: str
+    type: str
+    sources: tuple[tuple[str, str], ...]  # (source id, status), as sent
+
+    @property
+    def usable(self) -> bool:
+        """Every source says OK (and there is one): the account can publish."""
+        return bool(self.sources) and all(status == SOURCE_OK for _, status in self.sources)
+
+    @property
+    def statuses(self) -> list[str]:
+        return [status for _, status in self.sources]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "name": self.name,
+            "type": self.type,
+            "sources": [{"id": sid, "status": status} for sid, status in self.sources],
+            "usable": self.usable,
+        }
+
 
 def options_body(options: PublishOptions | Mapping[str, Any] | None) -> dict[str, Any]:
     if options is None:
@@ -128,6 +163,30 @@ def decode_answer(raw: bytes, content_type: str, where: str) -> Answer:
     raise ProtocolError(
         f"postpress answered the {where} with {shown} (expected {PUBLISHED} or {CHECKPOINT})"
     )
+
+
+def decode_account(raw: bytes, content_type: str, where: str) -> AccountStatus:
+    """A 2xx body of ``GET /accounts/{id}`` -> ``AccountStatus``, or ``ProtocolError``."""
+    data = _json_object(raw, content_type, where, 200)
+    if data.get("object") != ACCOUNT:
+        kind = data.get("object")
+        shown = f"an unknown 'object' {_quote(kind)}" if isinstance(kind, str) else "no 'object'"
+        raise ProtocolError(f"postpress answered the {where} with {shown} (expected {ACCOUNT})")
+    sources = data.get("sources")
+    if not isinstance(sources, list):
+        raise ProtocolError(f"postpress answered the {where} with an Account without 'sources'")
+    return AccountStatus(
+        account_id=_field(data, "id", where),
+        name=_short(data.get("name")),
+        type=_short(data.get("type")),
+        sources=tuple(_source(item, where) for item in sources[:_MAX_SOURCES]),
+    )
+
+
+def _source(item: object, where: str) -> tuple[str, str]:
+    if not isinstance(item, dict):
+        raise ProtocolError(f"postpress answered the {where} with a source that is not an object")
+    return _short(item.get("id")), _field(item, "status", where)
 
 
 def decode_problem(

@@ -8,7 +8,15 @@
 - ``POST /_sim/wait-for-mail``: answers once every e-mail issued so far was
   delivered (or failed), with the delivery errors so far;
 - ``GET /_sim/drafts/{draft_id}``: the simulated draft's state;
-- ``POST /_sim/reset``: forget every draft, request, mail and replay.
+- ``GET /_sim/account``: the account's connection and the API's outage;
+- ``POST /_sim/account`` ``{"connected": false, "error"?, "status"?,
+  "reconnect_after"?}`` disconnects the account (every publish and checkpoint
+  answers that account-level error; ``GET /v1/accounts/{id}`` reports the
+  status), ``{"connected": true}`` reconnects it;
+- ``POST /_sim/outage`` ``{"mode": "503"|"500"|"drop", "seconds"?}`` takes
+  the whole API down (for that long), ``{"mode": null}`` brings it back;
+- ``POST /_sim/reset``: forget every draft, request, mail and replay; the
+  account is connected and the API up again.
 
 ``serve()`` runs a simulator until SIGINT or SIGTERM (``otp-bot simulate``).
 """
@@ -21,6 +29,7 @@ import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,7 +93,26 @@ def admin_routes(sim: Simulator) -> list[web.RouteDef]:
         web.post("/_sim/wait-for-mail", wait_for_mail),
         web.get("/_sim/drafts/{draft_id}", draft),
         web.post("/_sim/reset", reset),
+        web.get("/_sim/account", partial(_account, sim)),
+        web.post("/_sim/account", partial(_account, sim)),
+        web.post("/_sim/outage", partial(_account, sim)),
     ]
+
+
+async def _account(sim: Simulator, request: web.Request) -> web.Response:
+    """Read, or change (POST), the account's connection or the API's outage."""
+    if request.method == "POST":
+        data = await json_or_none(request)
+        if not isinstance(data, dict):
+            return web.json_response({"error": "expected a JSON object"}, status=400)
+        try:
+            if request.path.endswith("/outage"):
+                sim.account.apply_outage(data)
+            else:
+                sim.account.apply(data)
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+    return web.json_response(sim.account.to_json())
 
 
 async def json_or_none(request: web.Request) -> Any:

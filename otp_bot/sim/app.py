@@ -8,16 +8,22 @@ replays). Whenever it issues a checkpoint it composes LinkedIn's e-mail with a
 fresh code (and link) and APPENDs it to ``mailbox``; it then accepts only
 that input. Each draft follows a ``Script`` (faults, expired links, ...).
 
+``GET /v1/accounts/{id}`` reports the account (``sim/account.py``: it can be
+disconnected and reconnected, and the whole API taken down for a while).
+
 Admin endpoints, outside ``/v1`` and without auth (bind to loopback):
 ``POST /_sim/script`` ``{"draft_id", "script"}``, ``GET /_sim/requests``,
-``GET /_sim/mails``, ``GET /_sim/drafts/{draft_id}``, ``POST /_sim/reset``.
+``GET /_sim/mails``, ``GET /_sim/drafts/{draft_id}``, ``POST /_sim/reset``,
+``GET|POST /_sim/account``, ``POST /_sim/outage`` (``sim/admin.py``).
+
+(About 270 lines: the API's answer paths, in the order a request meets them,
+read best in one class.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -26,11 +32,12 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from otp_bot.sim.account import SimAccount, account_routes
 from otp_bot.sim.admin import admin_routes, json_or_none
 from otp_bot.sim.linkedin_mail import MailTarget, compose
 from otp_bot.sim.mail import Post
-from otp_bot.sim.script import ERROR_STATUS, Fault, Script, script_for_draft
-from otp_bot.sim.state import DraftState, RecordedRequest, error_body, next_fault
+from otp_bot.sim.script import ERROR_STATUS, Script, script_for_draft
+from otp_bot.sim.state import DraftState, RecordedRequest, error_body, fault_response, next_fault
 from otp_bot.sim.validate import Invalid, validate_body
 
 log = structlog.get_logger(__name__)
@@ -64,6 +71,7 @@ class Simulator:
         self.delivery_errors = self._post.errors
         self._drafts: dict[str, DraftState] = {}
         self._replays: dict[str, tuple[str, int, dict[str, Any]]] = {}
+        self.account = SimAccount(account_id or "acc_sim")
         self.app = web.Application(client_max_size=4 * 1024 * 1024)
         self.app.add_routes(
             [
@@ -72,6 +80,7 @@ class Simulator:
                 web.post(
                     "/api/v1/linkedin/jobs/{draft_id}/{endpoint:publish|checkpoint}", self._api
                 ),
+                *account_routes(self),
                 *admin_routes(self),
             ]
         )
@@ -84,6 +93,8 @@ class Simulator:
         self._drafts[draft_id] = DraftState.start(script)
 
     def reset(self) -> None:
+        self.account.reconnect()
+        self.account.bring_up()
         self._drafts.clear()
         self._replays.clear()
         self.requests.clear()
@@ -114,20 +125,24 @@ class Simulator:
     async def _api(self, request: web.Request) -> web.Response:
         draft_id, endpoint = request.match_info["draft_id"], request.match_info["endpoint"]
         body = await json_or_none(request)
-        supplied = request.headers.get("X-API-KEY")
-        authorized = supplied is not None and secrets.compare_digest(
-            supplied.encode("utf-8", "surrogateescape"), self._api_key.encode()
-        )
+        authorized, supplied = self.authorized(request)
         key = request.headers.get("Idempotency-Key")
         record = RecordedRequest(endpoint, draft_id, key, body, authorized=authorized)
         self.requests.append(record)
-        if not record.authorized:
-            kind = "missing_credentials" if supplied is None else "invalid_credentials"
-            return self._send(record, "rejected", self._error(kind, "API key not accepted"))
+        refused = self.refused(record, request, supplied)
+        if refused is not None:
+            return refused
         state = self._state(draft_id)
+        if state.script.disconnect_account and state.take("disconnects"):
+            self.account.disconnect(
+                state.script.disconnect_account, reconnect_after=state.script.reconnect_after
+            )
+        account_error = self.account.account_error()
+        if account_error is not None:
+            return self.answer(record, "account_error", self.error_reply(account_error))
         fault = next_fault(state, endpoint)
         if fault is not None:
-            return await self._serve_fault(record, fault)
+            return await fault_response(record, fault)
         if state.take("slow_answers"):
             await asyncio.sleep(state.script.slow_delay)  # scripted slowness of a real answer
         digest = hashlib.sha256(await request.read()).hexdigest()
@@ -137,8 +152,8 @@ class Simulator:
         if key is not None:
             self._replays[key] = (digest, *reply)
         if state.script.timeout_endpoint in (None, endpoint) and state.take("timeout_after_accept"):
-            return self._send(record, "timeout_after_accept", self._error("request_timeout"))
-        return self._send(record, "answered", reply)
+            return self.answer(record, "timeout_after_accept", self.error_reply("request_timeout"))
+        return self.answer(record, "answered", reply)
 
     def _process(
         self, endpoint: str, draft_id: str, state: DraftState, body: Any, request: web.Request
@@ -146,9 +161,9 @@ class Simulator:
         try:
             validate_body(endpoint, body, request.content_length, self._account_id)
         except Invalid as exc:
-            return self._error(exc.kind, exc.detail)
+            return self.error_reply(exc.kind, exc.detail)
         if state.published:
-            return self._error("action_already_performed", "This draft is already published.")
+            return self.error_reply("action_already_performed", "This draft is already published.")
         if endpoint == "publish":
             return self._publish(draft_id, state)
         return self._solve(draft_id, state, body["input"])
@@ -160,15 +175,15 @@ class Simulator:
 
     def _solve(self, draft_id: str, state: DraftState, text: str) -> _Reply:
         if state.pending is None:
-            return self._error("checkpoint_error", "No checkpoint is pending for this draft.")
+            return self.error_reply("checkpoint_error", "No checkpoint is pending for this draft.")
         if text not in state.accepted:
-            return self._error("invalid_checkpoint_solution", "The input did not pass.")
+            return self.error_reply("invalid_checkpoint_solution", "The input did not pass.")
         if state.take("expired_links"):
             state.pending, state.accepted = None, set()
-            return self._error("expired_link", "The verification link has expired.")
+            return self.error_reply("expired_link", "The verification link has expired.")
         if state.take("invalid_solutions"):
             state.accepted.discard(text)
-            return self._error("invalid_checkpoint_solution", "The input did not pass.")
+            return self.error_reply("invalid_checkpoint_solution", "The input did not pass.")
         state.step += 1
         state.pending, state.accepted = None, set()
         return self._publish(draft_id, state)
@@ -206,34 +221,50 @@ class Simulator:
 
     # --- answers -------------------------------------------------------------
 
-    def _error(self, kind: str, detail: str = "", envelope: str | None = None) -> _Reply:
+    def refused(
+        self, record: RecordedRequest, request: web.Request, supplied: str | None
+    ) -> web.Response | None:
+        """The answer when the API is down or the key is wrong, else None."""
+        if self.account.down():
+            return self.outage(record, request)
+        if not record.authorized:
+            kind = "missing_credentials" if supplied is None else "invalid_credentials"
+            return self.answer(record, "rejected", self.error_reply(kind, "API key not accepted"))
+        return None
+
+    def authorized(self, request: web.Request) -> tuple[bool, str | None]:
+        """Whether X-API-KEY is the key (compared in constant time), and what was sent."""
+        supplied = request.headers.get("X-API-KEY")
+        ok = supplied is not None and secrets.compare_digest(
+            supplied.encode("utf-8", "surrogateescape"), self._api_key.encode()
+        )
+        return ok, supplied
+
+    def outage(self, record: RecordedRequest, request: web.Request) -> web.Response:
+        """The API is down: a 503/500 answer, or the connection closed without one."""
+        mode = self.account.down()
+        if mode == "drop" and request.transport is not None:
+            record.status, record.outcome = 0, "dropped"
+            request.transport.close()  # the client sees the connection end without an answer
+            return web.Response(status=503)
+        reply = self.error_reply("unexpected_error" if mode == "500" else "service_unavailable")
+        return self.answer(record, "outage", reply)
+
+    def error_reply(self, kind: str, detail: str = "", envelope: str | None = None) -> _Reply:
         status = ERROR_STATUS.get(kind.removeprefix("errors/"), 500)
         return status, error_body(status, kind, detail, envelope or self.envelope)
 
-    def _send(self, record: RecordedRequest, outcome: str, reply: _Reply) -> web.Response:
+    def answer(self, record: RecordedRequest, outcome: str, reply: _Reply) -> web.Response:
         record.status, record.outcome = reply[0], outcome
         return web.json_response(reply[1], status=reply[0])
 
     def _replay(self, record: RecordedRequest, key: str, digest: str) -> web.Response:
         first_digest, status, payload = self._replays[key]
         if first_digest != digest:
-            reply = self._error("unprocessable_entity", "Idempotency-Key reused with another body")
-            return self._send(record, "rejected", reply)
-        return self._send(record, "replayed", (status, payload))
-
-    async def _serve_fault(self, record: RecordedRequest, fault: Fault) -> web.Response:
-        if fault.delay:
-            await asyncio.sleep(fault.delay)  # scripted slowness, for client timeouts
-        record.status, record.outcome = fault.http_status, "fault"
-        headers = {**fault.headers}
-        if fault.retry_after:
-            headers["Retry-After"] = fault.retry_after
-        text = fault.body
-        if text is None:
-            text = json.dumps(error_body(fault.http_status, fault.type, "", fault.envelope))
-        return web.Response(
-            status=fault.http_status, text=text, headers=headers, content_type=fault.content_type
-        )
+            detail = "Idempotency-Key reused with another body"
+            reply = self.error_reply("unprocessable_entity", detail)
+            return self.answer(record, "rejected", reply)
+        return self.answer(record, "replayed", (status, payload))
 
     # --- mail --------------------------------------------------------------
 

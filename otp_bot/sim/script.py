@@ -154,6 +154,11 @@ class Script:
     # What an EMAIL_VERIFICATION checkpoint accepts: "link", "pin" or both.
     accept: tuple[str, ...] = ("link", "pin")
     already_published: bool = False  # the draft was published by someone else
+    # The draft's first request disconnects the account (this errors/... type,
+    # answered to every publish and checkpoint of every draft until reconnected) ...
+    disconnect_account: str | None = None
+    # ... and the account reconnects by itself this many seconds later (None: never).
+    reconnect_after: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # free notes, echoed by /_sim
 
     def __post_init__(self) -> None:
@@ -180,8 +185,13 @@ class Script:
             self.slow_delay,
             self.late_delay,
         )
-        if min(counts) < 0 or min(delays) < 0:
+        if min(counts) < 0 or min(delays) < 0 or (self.reconnect_after or 0) < 0:
             raise ValueError("counts and delays must not be negative")
+        name = (self.disconnect_account or "").removeprefix("errors/")
+        if self.disconnect_account is not None and (
+            ERROR_STATUS.get(name) not in (401, 403) or "checkpoint" in name or "link" in name
+        ):
+            raise ValueError("disconnect_account must be an account-level (401/403) error type")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Script:

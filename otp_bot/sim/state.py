@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from aiohttp import web
 
 from otp_bot.sim.script import Fault, Script
 
@@ -20,7 +24,9 @@ class RecordedRequest:
     body: Any
     authorized: bool
     status: int = 0
-    outcome: str = ""  # answered | replayed | fault | timeout_after_accept | rejected
+    # answered | replayed | fault | timeout_after_accept | rejected | account_error
+    # | outage | dropped
+    outcome: str = ""
     at: float = field(default_factory=time.time)  # when it was received (epoch seconds)
 
 
@@ -45,6 +51,7 @@ class DraftState:
             "timeout_after_accept": script.timeout_after_accept,
             "slow_answers": script.slow_answers,
             "late_mails": script.late_mails,
+            "disconnects": 1 if script.disconnect_account else 0,
         }
         return cls(
             script,
@@ -75,3 +82,19 @@ def error_body(status: int, kind: str, detail: str, envelope: str) -> dict[str, 
         return {"error": {"code": kind, "message": detail or title, "request_id": request_id}}
     problem = {"title": title, "type": kind, "status": status, "instance": request_id}
     return {**problem, "detail": detail} if detail else problem
+
+
+async def fault_response(record: RecordedRequest, fault: Fault) -> web.Response:
+    """Serve a scripted fault instead of the real answer (nothing is processed)."""
+    if fault.delay:
+        await asyncio.sleep(fault.delay)  # scripted slowness, for client timeouts
+    record.status, record.outcome = fault.http_status, "fault"
+    headers = {**fault.headers}
+    if fault.retry_after:
+        headers["Retry-After"] = fault.retry_after
+    text = fault.body
+    if text is None:
+        text = json.dumps(error_body(fault.http_status, fault.type, "", fault.envelope))
+    return web.Response(
+        status=fault.http_status, text=text, headers=headers, content_type=fault.content_type
+    )
