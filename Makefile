@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv dovecot test check lint types format demo soak bench docs clean
+.PHONY: help venv dovecot tools test check lint types format demo soak bench docs clean
 
 help:
 	@echo "make demo    run the whole loop locally (simulator + Dovecot + daemon)"
@@ -28,7 +28,11 @@ venv: $(VENV)/.installed
 dovecot:
 	@bash .ci/install-dovecot.sh
 
-test: venv dovecot
+# Outside tools the tests use beside Dovecot (kubectl for the Kubernetes tree).
+tools:
+	@bash .ci/install-kubectl.sh
+
+test: venv dovecot tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: venv dovecot

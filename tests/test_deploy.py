@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -473,91 +472,3 @@ def test_compose_production_variant() -> None:
     assert {t.removeprefix("OTP_BOT_").lower() for t in targets} <= SECRET_FIELDS
     assert {s["source"] for s in service["secrets"]} == set(prod["secrets"])
     assert any(v.endswith(":/var/lib/otp-bot") for v in service["volumes"])
-
-
-# --- Kubernetes -----------------------------------------------------------------
-
-
-def k8s_objects() -> Iterator[dict[str, Any]]:
-    for path in sorted((DEPLOY / "k8s").rglob("*.yaml")):
-        yield from (doc for doc in yaml.safe_load_all(path.read_text()) if doc)
-
-
-def by_kind(kind: str) -> dict[str, dict[str, Any]]:
-    return {o["metadata"]["name"]: o for o in k8s_objects() if o["kind"] == kind}
-
-
-def deployments() -> list[dict[str, Any]]:
-    found = list(by_kind("Deployment").values())
-    assert len(found) >= 2  # the manifests show many accounts
-    return found
-
-
-def probe_command(probe: dict[str, Any]) -> list[str]:
-    return list(probe.get("exec", {}).get("command", []))
-
-
-@pytest.mark.parametrize("deployment", deployments(), ids=lambda d: d["metadata"]["name"])
-def test_k8s_one_hardened_pod_per_account(deployment: dict[str, Any]) -> None:
-    """replicas 1 with Recreate, non-root read-only container, health and liveness probes."""
-    spec, pod = deployment["spec"], deployment["spec"]["template"]["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"]["type"] == "Recreate"
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    user = args_of(stages()[-1], "USER")[-1].split(":")[0]
-    assert str(pod["securityContext"]["runAsUser"]) == user
-    (container,) = pod["containers"]
-    context = container["securityContext"]
-    assert context["readOnlyRootFilesystem"] is True
-    assert context["allowPrivilegeEscalation"] is False
-    assert context["capabilities"]["drop"] == ["ALL"]
-    # Readiness fails for anything needing a human (refused login, parked
-    # account); startup and liveness only for what a restart fixes.
-    assert probe_command(container["readinessProbe"]) == ["otp-bot", "health"]
-    for probe in ("startupProbe", "livenessProbe"):
-        assert probe_command(container[probe]) == ["otp-bot", "health", "--live"], probe
-
-
-@pytest.mark.parametrize("deployment", deployments(), ids=lambda d: d["metadata"]["name"])
-def test_k8s_account_settings_validate(
-    deployment: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """ConfigMap + Secret mounted as credentials + state volume give valid settings."""
-    pod = deployment["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    env = {e["name"]: e["value"] for e in container["env"]}
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
-    claim = mounts[env["OTP_BOT_STATE_DIR"]]["persistentVolumeClaim"]["claimName"]
-    assert by_kind("PersistentVolumeClaim")[claim]["spec"]["accessModes"] == ["ReadWriteOnce"]
-    secret_name = mounts[env["CREDENTIALS_DIRECTORY"]]["secret"]["secretName"]
-    secret = by_kind("Secret")[secret_name]["stringData"]
-    assert {"OTP_BOT_API_KEY", "OTP_BOT_IMAP_PASSWORD"} <= set(secret)
-    credentials = tmp_path / "credentials"
-    credentials.mkdir()
-    for key, value in secret.items():
-        (credentials / key).write_text(value)
-    (ref,) = container["envFrom"]
-    config = by_kind("ConfigMap")[ref["configMapRef"]["name"]]["data"]
-    assert not set(config) & set(secret)  # a variable would win over the file
-    env["CREDENTIALS_DIRECTORY"] = str(credentials)
-    env["OTP_BOT_STATE_DIR"] = str(tmp_path / "state")
-    settings = settings_from(config | env, monkeypatch)
-    assert settings.api_key.get_secret_value() == secret["OTP_BOT_API_KEY"]
-
-
-def test_k8s_accounts_are_distinct() -> None:
-    """No two Deployments share an account id, a volume claim or a Secret."""
-    accounts, claims = [], []
-    for deployment in deployments():
-        pod = deployment["spec"]["template"]["spec"]
-        ref = pod["containers"][0]["envFrom"][0]["configMapRef"]["name"]
-        accounts.append(by_kind("ConfigMap")[ref]["data"]["OTP_BOT_ACCOUNT_ID"])
-        claims += [
-            v["persistentVolumeClaim"]["claimName"]
-            for v in pod["volumes"]
-            if "persistentVolumeClaim" in v
-        ]
-    assert len(set(claims)) == len(claims) == len(accounts)
-    names = [f"{o['kind']}/{o['metadata']['name']}" for o in k8s_objects()]
-    assert len(set(names)) == len(names)
