@@ -127,6 +127,7 @@ class Account:
         retry: bool = False,
     ) -> JsonDict:
         draft = await self.worker.add_draft(draft_id, options, checkpoint, retry=retry)
+        await self.worker.store.durable()  # the caller is told only what is on disk
         self._counts = None
         return draft.to_dict()
 

@@ -128,6 +128,7 @@ class DraftSteps:
 
     async def _publish(self, draft: Draft) -> None:
         options = {**PublishOptions.from_settings(self.settings).to_body(), **draft.options}
+        await self.store.durable()  # the key we publish under is on disk first
         outcome: Outcome
         try:
             outcome = await self.client.publish(
@@ -142,6 +143,7 @@ class DraftSteps:
         if value is None:  # cannot happen: the input is stored with the transition
             self._commit(draft, Fail("input_lost", "the input in flight is not in the store"))
             return
+        await self.store.durable()  # the input is recorded as used, on disk, before it is sent
         outcome: Outcome
         try:
             outcome = await self.client.solve_checkpoint(

@@ -2,7 +2,9 @@
 
 One file per state directory, shared by the accounts that point at it (rows
 carry ``account_id``). Every write is one committed transaction with
-``synchronous=FULL``, so a transition is on disk before the next side effect.
+``synchronous=NORMAL``: it survives a crash of the process at once, and is
+forced to disk (with every commit before it) by ``await Store.durable()``,
+which callers run before each side effect (``store/durable.py``: the argument).
 The schema is versioned by ``PRAGMA user_version``; ``MIGRATIONS[n]`` brings a
 database from version n to n+1.
 """
@@ -18,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from otp_bot.errors import StoreError
+from otp_bot.store.durable import WalSync
 
 MIGRATIONS: list[str] = [
     # 0 -> 1: the mailbox watermark and the Message-IDs already handled.
@@ -133,6 +136,7 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
+        self.sync = WalSync(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
@@ -140,7 +144,8 @@ class Store:
             )
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            # Commits are flushed by ``durable()`` before side effects (store/durable.py).
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.Error as exc:
@@ -163,7 +168,7 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic, durable write (BEGIN IMMEDIATE ... COMMIT)."""
+        """One atomic write (BEGIN IMMEDIATE ... COMMIT), kept across a process crash."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -173,6 +178,7 @@ class Store:
                     self._db.execute("ROLLBACK")
                     raise
                 self._db.execute("COMMIT")
+                self.sync.committed()
             except sqlite3.Error as exc:
                 raise StoreError(f"state database write failed: {exc}") from exc
 
@@ -183,7 +189,12 @@ class Store:
             except sqlite3.Error as exc:
                 raise StoreError(f"state database read failed: {exc}") from exc
 
+    async def durable(self) -> None:
+        """Return once every write committed so far is on disk (see ``store/durable.py``)."""
+        await self.sync.durable()
+
     def close(self) -> None:
+        self.sync.close()
         with self._lock:
             self._db.close()
 
