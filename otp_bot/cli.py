@@ -1,20 +1,29 @@
 """The ``otp-bot`` command line: parses arguments, builds settings, dispatches.
 
 Exit codes: 0 success, 1 failure (the reason on stderr), 2 bad configuration
-or usage, or another daemon already holds the state directory.
+or usage, or another daemon already holds the state directory; ``check`` has
+one per class of failure (``daemon/check.py``). Output cut short by its
+reader (``otp-bot status | head``) ends quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from otp_bot import __version__
-from otp_bot.config import Settings, load_control_settings, load_settings
+from otp_bot.cli_help import COMMANDS, epilog
+from otp_bot.config import (
+    Settings,
+    load_control_settings,
+    load_settings,
+    load_settings_with_origins,
+)
 from otp_bot.errors import ConfigError, OtpBotError, StateLocked
 from otp_bot.logs import scrub_text
 
@@ -22,6 +31,9 @@ if TYPE_CHECKING:
     from otp_bot.control.client import ControlClient
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+# What a shell reports for a process ended by SIGPIPE (128 + 13).
+EXIT_BROKEN_PIPE = 141
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def _env_files(args: argparse.Namespace) -> list[Path | None]:
@@ -30,7 +42,8 @@ def _env_files(args: argparse.Namespace) -> list[Path | None]:
 
 
 def _settings(args: argparse.Namespace) -> list[Settings]:
-    return [load_settings(path) for path in _env_files(args)]
+    overrides = {"log_level": args.log_level} if args.log_level else {}
+    return [load_settings(path, **overrides) for path in _env_files(args)]
 
 
 def _control(args: argparse.Namespace) -> ControlClient:
@@ -58,8 +71,16 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 def _cmd_config(args: argparse.Namespace) -> int:
     """Print the effective settings of each account, secrets hidden."""
-    shown = [settings.model_dump(mode="json") for settings in _settings(args)]
-    print(json.dumps(shown, indent=2))
+    if not args.show_origin:
+        print(json.dumps([settings.shown() for settings in _settings(args)], indent=2))
+        return EXIT_OK
+    for path in _env_files(args):
+        settings, origins = load_settings_with_origins(path)
+        print(f"# {path or 'environment only'}")
+        for field, value in settings.shown().items():
+            name = f"OTP_BOT_{field.upper()}"
+            shown = value if isinstance(value, str) else json.dumps(value)
+            print(f"{name}={shown}  # {origins.of(name)}")
     return EXIT_OK
 
 
@@ -67,7 +88,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     """Serve the postpress simulator until SIGINT/SIGTERM (README, "Dry run")."""
     from otp_bot.sim.admin import run_simulator
 
-    settings = load_settings(args.env_file)
+    settings = _settings(args)[0]
     return run_simulator(
         settings, host=args.host, port=args.port, script_file=args.script, deliver=not args.no_mail
     )
@@ -127,11 +148,11 @@ def _cmd_health(args: argparse.Namespace) -> int:
 
 
 def _add_daemon_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    run = sub.add_parser("run", help="run the daemon (one or more accounts)")
+    run = _command(sub, "run")
     _add_env_file(run, many=True)
     run.set_defaults(handler=_cmd_run)
 
-    publish = sub.add_parser("publish", help="hand a draft to the running daemon")
+    publish = _command(sub, "publish")
     publish.add_argument("draft_id", metavar="DRAFT_ID")
     _add_env_file(publish)
     publish.add_argument(
@@ -145,18 +166,18 @@ def _add_daemon_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     )
     publish.set_defaults(handler=_cmd_publish)
 
-    status = sub.add_parser("status", help="show the drafts of the running daemon")
+    status = _command(sub, "status")
     status.add_argument("draft_id", metavar="DRAFT_ID", nargs="?")
     _add_env_file(status)
     status.add_argument("--json", action="store_true", help="a JSON array on stdout")
     status.add_argument("--account-id", help="only this account's drafts")
     status.set_defaults(handler=_cmd_status)
 
-    check = sub.add_parser("check", help="validate the config, the mailbox and the API host")
+    check = _command(sub, "check")
     _add_env_file(check)
     check.set_defaults(handler=_cmd_check)
 
-    health = sub.add_parser("health", help="exit 0 when the running daemon is healthy")
+    health = _command(sub, "health")
     _add_env_file(health)
     health.add_argument(
         "--live",
@@ -165,6 +186,26 @@ def _add_daemon_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         "login or a parked account (a restart fixes only the former)",
     )
     health.set_defaults(handler=_cmd_health)
+
+
+def _command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str
+) -> argparse.ArgumentParser:
+    summary, description, _examples = COMMANDS[name]
+    parser = sub.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=epilog(name),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS, help=_LOG_LEVEL_HELP
+    )
+    return parser
+
+
+_LOG_LEVEL_HELP = "log level of this run (overrides OTP_BOT_LOG_LEVEL)"
 
 
 def _add_env_file(parser: argparse.ArgumentParser, *, many: bool = False) -> None:
@@ -178,11 +219,16 @@ def _add_env_file(parser: argparse.ArgumentParser, *, many: bool = False) -> Non
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="otp-bot", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="otp-bot",
+        description=__doc__.splitlines()[0],
+        epilog="`otp-bot COMMAND --help` shows each command's options and examples.",
+    )
     parser.add_argument("--version", action="version", version=f"otp-bot {__version__}")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, help=_LOG_LEVEL_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    extract = sub.add_parser("extract", help="show what the bot reads from one e-mail")
+    extract = _command(sub, "extract")
     extract.add_argument("file", metavar="FILE.eml")
     extract.add_argument("--json", action="store_true", help="one JSON object on stdout")
     extract.add_argument(
@@ -192,11 +238,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     extract.set_defaults(handler=_cmd_extract, needs_settings=False)
 
-    config = sub.add_parser("config", help="validate and show the settings (secrets hidden)")
+    config = _command(sub, "config")
     _add_env_file(config, many=True)
+    config.add_argument(
+        "--show-origin",
+        action="store_true",
+        help="one line per variable: its value (secrets hidden) and where it came from",
+    )
     config.set_defaults(handler=_cmd_config)
 
-    simulate = sub.add_parser("simulate", help="serve a postpress simulator for dry runs")
+    simulate = _command(sub, "simulate")
     _add_env_file(simulate)
     simulate.add_argument("--host", default="127.0.0.1", help="address to bind (loopback)")
     simulate.add_argument("--port", type=int, default=8790, help="0 picks a free port")
@@ -211,15 +262,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
     except ConfigError as exc:
-        print(f"otp-bot: configuration error: {scrub_text(str(exc))}", file=sys.stderr)
+        _fail("configuration error: ", exc)
         return EXIT_USAGE
     except StateLocked as exc:
         print(f"otp-bot: {scrub_text(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except OtpBotError as exc:
-        print(f"otp-bot: {scrub_text(str(exc))}", file=sys.stderr)
+        _fail("", exc)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader stopped reading (`| head`): end quietly. stdout is pointed
+        # at /dev/null so that Python's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _fail(prefix: str, exc: OtpBotError) -> None:
+    print(f"otp-bot: {prefix}{scrub_text(str(exc))}", file=sys.stderr)
+    if exc.hint:
+        print(f"  hint: {scrub_text(exc.hint)}", file=sys.stderr)

@@ -2,7 +2,11 @@
 
 Values come from the environment, from ``--env-file`` files (same names) and,
 for secrets, from files in ``$CREDENTIALS_DIRECTORY`` (systemd
-``LoadCredential=``) named like the variable, e.g. ``OTP_BOT_API_KEY``.
+``LoadCredential=``) named like the variable, e.g. ``OTP_BOT_API_KEY``; ``otp_bot.sources`` refuses
+typos and values given two ways before pydantic-settings reads them.
+
+Longer than 250 lines: one settings class whose every field carries its why;
+splitting it would scatter the variable reference.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from otp_bot.errors import ConfigError
+from otp_bot.logs import command_secrets, mask_command, mask_url, url_secrets
+from otp_bot.sources import Origins, origins
 
 ENV_PREFIX = "OTP_BOT_"
 # Durations are given in seconds (fractions allowed).
@@ -207,6 +213,29 @@ class Settings(ControlSettings):
             raise ValueError("must list link and/or pin, each at most once")
         return value
 
+    @field_validator("api_key")
+    @classmethod
+    def _key_given(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("is empty")
+        return value
+
+    @field_validator("imap_password", "control_token", "imap_oauth2_token_command", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("imap_ca_file")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        # Checked here, so that a wrong path stops the start with the file named
+        # instead of failing every connection attempt.
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value}: no such file")
+        if value is not None and not os.access(value, os.R_OK):
+            raise ValueError(f"{value}: not readable by this user")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -221,6 +250,12 @@ class Settings(ControlSettings):
                 "OTP_BOT_IMAP_SECURITY=none is only allowed for a loopback "
                 "OTP_BOT_IMAP_HOST (127.0.0.1, ::1, localhost)"
             )
+        url = self.api_base_url
+        if url.scheme != "https" and not _is_loopback(url.host or ""):
+            raise ValueError(
+                "OTP_BOT_API_BASE_URL: http:// is only allowed for a loopback host "
+                "(the API key would travel in cleartext); use https://"
+            )
         if self.imap_password is None and not self.imap_oauth2_token_command:
             raise ValueError("set OTP_BOT_IMAP_PASSWORD or OTP_BOT_IMAP_OAUTH2_TOKEN_COMMAND")
         return self
@@ -232,7 +267,23 @@ class Settings(ControlSettings):
     def secrets(self) -> list[str]:
         """Every secret value this account knows, for log redaction."""
         values = [self.api_key, self.imap_password, self.control_token]
-        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+        found = [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+        if self.imap_oauth2_token_command:
+            found += [
+                self.imap_oauth2_token_command,
+                *command_secrets(self.imap_oauth2_token_command),
+            ]
+        if self.api_base_url.username or self.api_base_url.password:
+            found += url_secrets(str(self.api_base_url))
+        return found
+
+    def shown(self) -> dict[str, Any]:
+        """The settings as JSON values, every secret hidden (``otp-bot config``)."""
+        shown: dict[str, Any] = self.model_dump(mode="json")
+        shown["api_base_url"] = mask_url(shown["api_base_url"])
+        if self.imap_oauth2_token_command:
+            shown["imap_oauth2_token_command"] = mask_command(self.imap_oauth2_token_command)
+        return shown
 
 
 def split_host_port(addr: str) -> tuple[str, int]:
@@ -259,26 +310,37 @@ def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
 
     The message never contains a value (secrets included).
     """
-    return _load(Settings, env_file, overrides)
+    return _load(Settings, env_file, overrides)[0]
+
+
+def load_settings_with_origins(env_file: Path | None = None) -> tuple[Settings, Origins]:
+    """The settings and where each value came from (``otp-bot config --show-origin``)."""
+    return _load(Settings, env_file, {})
 
 
 def load_control_settings(env_file: Path | None = None) -> ControlSettings:
     """Only the control API's address and token (see ``ControlSettings``)."""
-    return _load(ControlSettings, env_file, {})
+    return _load(ControlSettings, env_file, {})[0]
 
 
 S = TypeVar("S", bound=ControlSettings)
 
 
-def _load(cls: type[S], env_file: Path | None, overrides: dict[str, Any]) -> S:
+def known_names() -> frozenset[str]:
+    """Every OTP_BOT_* variable name (the settings' fields)."""
+    return frozenset(f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields)
+
+
+def _load(cls: type[S], env_file: Path | None, overrides: dict[str, Any]) -> tuple[S, Origins]:
     if env_file is not None and not env_file.is_file():
         raise ConfigError(f"env file not found: {env_file}")
-    secrets_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+    secrets_dir = os.environ.get("CREDENTIALS_DIRECTORY") or None
+    # Unknown names, a value given two ways, empty credential files: refused here.
+    found = origins(known_names(), env_file, os.environ, secrets_dir)
     try:
-        return cls(  # type: ignore[call-arg]  # pydantic-settings' init-only arguments
-            _env_file=env_file,
-            _secrets_dir=secrets_dir if secrets_dir and Path(secrets_dir).is_dir() else None,
-            **overrides,
+        settings = cls(  # type: ignore[call-arg]  # pydantic-settings' init-only arguments
+            _env_file=env_file, _secrets_dir=secrets_dir, **overrides
         )
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+    return settings, found

@@ -26,7 +26,15 @@ from dataclasses import dataclass
 
 
 class OtpBotError(Exception):
-    """Base of every error otp-bot raises on purpose."""
+    """Base of every error otp-bot raises on purpose.
+
+    ``hint`` says, in plain words, what the operator can do about it (the CLI
+    and ``otp-bot check`` print it under the message).
+    """
+
+    def __init__(self, *args: object, hint: str = "") -> None:
+        super().__init__(*args)
+        self.hint = hint
 
 
 class ConfigError(OtpBotError):

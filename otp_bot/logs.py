@@ -26,6 +26,7 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
@@ -94,6 +95,10 @@ def _trie_regex(node: dict[str, Any]) -> str:
         return ""
     body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
     return f"(?:{body})?" if "" in node else body
+
+
+# The user:password part of any URL in free text (bounded: linear scan).
+_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,15}://)[^\s/@\"'<>]{1,256}@")
 
 
 class _Registry:
@@ -216,6 +221,8 @@ def _mask_digits(match: re.Match[str]) -> str:
 
 
 def _scrub_text(text: str, main: re.Pattern[str] | None, side: re.Pattern[str] | None) -> str:
+    if "://" in text and "@" in text:
+        text = _USERINFO_RE.sub(r"\1****@", text)
     for pattern in (main, side):
         if pattern is not None:
             text = pattern.sub(REDACTED, text)
@@ -310,3 +317,38 @@ def bind(**fields: Any) -> None:
 def scrub_text(text: str) -> str:
     """Redact free text outside logging (error messages printed by the CLI)."""
     return _scrub_text(text, *_registry.patterns())
+
+
+# A token-command argument shorter than this is an option or a name, not a secret.
+_MIN_ARGUMENT_SECRET = 8
+
+
+def mask_command(command: str) -> str:
+    """The program name only: arguments may hold a refresh token."""
+    program = command.split(maxsplit=1)
+    return program[0] + (" ****" if len(program) > 1 else "")
+
+
+def command_secrets(command: str) -> list[str]:
+    """Arguments of the token command that may be secrets (``--token=...`` values too)."""
+    found = []
+    for argument in command.split()[1:]:
+        value = argument.partition("=")[2] if argument.startswith("-") else argument
+        if len(value.strip("'\"")) >= _MIN_ARGUMENT_SECRET:
+            found.append(value.strip("'\""))
+    return found
+
+
+def url_secrets(url: str) -> list[str]:
+    """The ``user:password`` part of a URL, and the password alone."""
+    userinfo = urlsplit(url).netloc.rpartition("@")[0]
+    password = userinfo.partition(":")[2]
+    return [userinfo, password] if len(password) >= _MIN_ARGUMENT_SECRET else [userinfo]
+
+
+def mask_url(url: str) -> str:
+    """``https://user:pw@host/v1`` -> ``https://****@host/v1``."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc="****@" + parts.netloc.rpartition("@")[2]).geturl()

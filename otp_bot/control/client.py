@@ -63,8 +63,9 @@ class ControlClient:
             return Reply(exc.code, _decode(exc.read()))
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
+            words = reason.strerror if isinstance(reason, OSError) else None
             raise ControlError(
-                f"no otp-bot daemon answers on {self.where} ({reason}); "
+                f"no otp-bot daemon answers on {self.where} ({(words or str(reason)).lower()}); "
                 "is `otp-bot run` running with the same OTP_BOT_CONTROL_ADDR?"
             ) from None
 

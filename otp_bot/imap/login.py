@@ -16,6 +16,7 @@ from imap_tools.errors import MailboxLoginError
 from otp_bot.config import ImapSecurity, Settings
 from otp_bot.errors import MailboxAuthError, MailboxError
 from otp_bot.imap.auth import TokenSource, tls_context, xoauth2_responder
+from otp_bot.imap.explain import hint, login_hint, plain
 from otp_bot.imap.wire import LIBRARY_ERRORS, translated
 
 log = structlog.get_logger(__name__)
@@ -28,7 +29,7 @@ TRANSIENT_LOGIN_CODES = ("[UNAVAILABLE]", "[SERVERBUG]", "[INUSE]", "[LIMIT]")
 
 def connect(settings: Settings) -> BaseMailBox:
     """A connected (not yet logged-in) mailbox; every socket call has a timeout."""
-    with translated("connect"):
+    with translated(f"connect to {settings.imap_host}:{settings.imap_port}"):
         box = _open(settings)
         _keepalive(box.client.sock)
         return box
@@ -55,14 +56,17 @@ def login(box: BaseMailBox, settings: Settings, tokens: TokenSource | None) -> N
         else:
             _xoauth2_login(box, settings.imap_user, tokens)
     except imaplib.IMAP4.abort as exc:
-        raise MailboxError(f"login: connection lost: {exc}") from exc
+        raise MailboxError(f"login: connection lost: {plain(exc)}") from exc
     except (imaplib.IMAP4.error, MailboxLoginError) as exc:
-        text = str(exc)
+        text = plain(exc)
         if any(code in text for code in TRANSIENT_LOGIN_CODES):
             raise MailboxError(f"login: server busy: {text}") from exc
-        raise MailboxAuthError(f"the server said: {text}") from exc
+        raise MailboxAuthError(
+            f"login refused for {settings.imap_user}: {text}",
+            hint=login_hint(oauth2=tokens is not None),
+        ) from exc
     except LIBRARY_ERRORS as exc:
-        raise MailboxError(f"login: {type(exc).__name__}: {exc}") from exc
+        raise MailboxError(f"login: {plain(exc)}", hint=hint(exc)) from exc
 
 
 def _password_login(box: BaseMailBox, settings: Settings) -> None:

@@ -21,6 +21,7 @@ from imap_tools.errors import ImapToolsError
 from imap_tools.utils import encode_folder
 
 from otp_bot.errors import MailboxError
+from otp_bot.imap.explain import hint, plain, server_text
 
 # Everything imaplib and imap-tools raise when a connection or command fails.
 LIBRARY_ERRORS = (imaplib.IMAP4.error, OSError, EOFError, ImapToolsError)
@@ -38,7 +39,7 @@ def translated(what: str) -> Iterator[None]:
     except MailboxError:
         raise
     except LIBRARY_ERRORS as exc:
-        raise MailboxError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        raise MailboxError(f"{what}: {plain(exc)}", hint=hint(exc)) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +139,7 @@ def quote(folder: str) -> str:
 
 def check(result: tuple[str, Sequence[object]]) -> None:
     if result[0] != "OK":
-        raise MailboxError(f"server answered {result[0]}: {result[1]!r}")
+        raise MailboxError(f"server answered {result[0]}: {server_text(result[1])}")
 
 
 def buffered_input(client: imaplib.IMAP4) -> bool:

@@ -11,6 +11,7 @@ database from version n to n+1.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -130,6 +131,19 @@ def _write_watermark(db: sqlite3.Connection, account_id: str, folder: str, mark:
     )
 
 
+# The database holds codes, links and draft options: owner-only, whatever the umask.
+PRIVATE_MODE = 0o600
+
+
+def _owner_only(path: Path) -> None:
+    """Create the database file 0600 (SQLite gives its -wal and -shm the same
+    mode) and tighten the mode of files an older version left readable."""
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE_MODE))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and file.stat().st_mode & 0o777 != PRIVATE_MODE:
+            file.chmod(PRIVATE_MODE)
+
+
 class Store:
     """Thread-safe access to the state database (one connection, one lock)."""
 
@@ -138,7 +152,8 @@ class Store:
         self._lock = threading.RLock()
         self.sync = WalSync(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _owner_only(path)
             self._db = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )

@@ -1,0 +1,75 @@
+"""What ``otp-bot COMMAND --help`` says: one description and examples per command.
+
+Kept apart from ``cli.py`` so the dispatch stays short; the reference page
+(docs/reference/cli.md) repeats these examples.
+"""
+
+from __future__ import annotations
+
+# command -> (one-line summary for `otp-bot --help`, longer description, examples)
+COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "run": (
+        "run the daemon (one or more accounts)",
+        "Watch each account's mailbox and solve the checkpoints of the drafts handed to it,\n"
+        "until SIGTERM or SIGINT. One --env-file per account.",
+        (
+            "otp-bot run --env-file /etc/otp-bot/acme.env",
+            "otp-bot --log-level debug run --env-file a.env --env-file b.env",
+        ),
+    ),
+    "publish": (
+        "hand a draft to the running daemon",
+        "Queue a postpress draft in the running daemon and return at once; prints the\n"
+        "draft as JSON. Needs only OTP_BOT_CONTROL_ADDR (and its token).",
+        (
+            "otp-bot publish job_draft_123 --env-file /etc/otp-bot/acme.env",
+            "otp-bot publish job_draft_123 --retry --env-file acme.env",
+        ),
+    ),
+    "status": (
+        "show the drafts of the running daemon",
+        "A table of the drafts (newest first), or one draft; --json for a JSON array.",
+        (
+            "otp-bot status --env-file acme.env",
+            "otp-bot status job_draft_123 --json --env-file acme.env | jq .[0].state",
+        ),
+    ),
+    "check": (
+        "prove the set-up without side effects",
+        "Check the configuration, the IMAP login, folder and IDLE support, and that the API\n"
+        "host answers. One line per check. Nothing is published or changed.",
+        ("otp-bot check --env-file /etc/otp-bot/acme.env",),
+    ),
+    "health": (
+        "exit 0 when the running daemon is healthy",
+        "Ask the running daemon whether every account is healthy (readiness), or with\n"
+        "--live only whether its loops make progress (liveness).",
+        ("otp-bot health --env-file acme.env", "otp-bot health --live --env-file acme.env"),
+    ),
+    "config": (
+        "validate and show the settings (secrets hidden)",
+        "Load the settings as `run` would and print them as JSON, secrets hidden; with\n"
+        "--show-origin, one line per variable saying where its value came from.",
+        (
+            "otp-bot config --env-file /etc/otp-bot/acme.env",
+            "otp-bot config --show-origin --env-file acme.env",
+        ),
+    ),
+    "extract": (
+        "show what the bot reads from one e-mail",
+        "Read one RFC 822 file and show the sender, whether it is trusted and why, and the\n"
+        "code or link found. Exit 0 whenever the file could be read.",
+        ("otp-bot extract message.eml", "otp-bot extract --json message.eml"),
+    ),
+    "simulate": (
+        "serve a postpress simulator for dry runs",
+        "Serve a local postpress simulator that mails LinkedIn-like codes to the account's\n"
+        "mailbox, for a dry run against a real mailbox.",
+        ("otp-bot simulate --env-file acme.env --port 8790",),
+    ),
+}
+
+
+def epilog(command: str) -> str:
+    examples = COMMANDS[command][2]
+    return "examples:\n" + "\n".join(f"  {line}" for line in examples)
