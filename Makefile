@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv dovecot tools test check lint types format demo soak bench docs clean
+.PHONY: help venv lock dovecot tools test check lint types format demo soak bench docs clean
 
 help:
 	@echo "make demo    run the whole loop locally (simulator + Dovecot + daemon)"
@@ -24,6 +24,13 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 venv: $(VENV)/.installed
+
+# The runtime dependencies pinned with hashes (the Dockerfile installs from it).
+# Run after changing [project] dependencies in pyproject.toml.
+lock: venv
+	$(PY) -m pip install --quiet pip-tools
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+		--no-emit-index-url --no-emit-find-links --output-file deploy/requirements.lock pyproject.toml
 
 dovecot:
 	@bash .ci/install-dovecot.sh

@@ -327,9 +327,10 @@ def test_dockerfile_multi_stage_without_compilers() -> None:
 
 
 def test_dockerfile_copies_what_the_build_needs() -> None:
-    """The build stage copies pyproject.toml, its readme and every wheel package."""
+    """The build stage copies pyproject.toml, its readme, licence, lock and every package."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    needed = {"pyproject.toml", project["project"]["readme"]}
+    needed = {"pyproject.toml", project["project"]["readme"], "deploy/requirements.lock"}
+    needed |= set(project["project"]["license-files"])
     needed |= set(project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"])
     copied = " ".join(args_of(stages()[0], "COPY"))
     for path in needed:
@@ -337,6 +338,16 @@ def test_dockerfile_copies_what_the_build_needs() -> None:
     ignore = (DEPLOY / "docker" / "Dockerfile.dockerignore").read_text().split()
     for path in needed:
         assert f"!{path}" in ignore or f"!{path}/" in ignore, path
+
+
+def test_dockerfile_pins_base_and_dependencies() -> None:
+    """The base image is pinned by digest; dependencies install from the lock, by hash."""
+    args = " ".join(a for i, a in instructions(DOCKERFILE.read_text()) if i == "ARG")
+    assert re.search(r"PYTHON_IMAGE=python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}\b", args)
+    runs = " ".join(args_of(stages()[0], "RUN"))
+    assert "--require-hashes" in runs
+    assert "-r requirements.lock" in runs
+    assert "--no-deps ." in runs
 
 
 def test_dockerfile_runtime_contract() -> None:

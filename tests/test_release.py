@@ -9,11 +9,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import tarfile
+import tomllib
 import zipfile
 from email.parser import Parser
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import otp_bot
 
@@ -78,3 +81,35 @@ def test_sdist_holds_the_project(dist: Path) -> None:
 def test_changelog_names_the_current_version() -> None:
     """CHANGELOG.md has a section for the version the package declares."""
     assert f"## {otp_bot.__version__} " in (ROOT / "CHANGELOG.md").read_text()
+
+
+def locked() -> dict[str, tuple[str, int]]:
+    """Name -> (pinned version, number of hashes) from deploy/requirements.lock."""
+    pins: dict[str, tuple[str, int]] = {}
+    name = ""
+    for line in (ROOT / "deploy" / "requirements.lock").read_text().splitlines():
+        if line and not line[0].isspace() and "==" in line:
+            name, _, version = line.split(" ")[0].partition("==")
+            pins[canonicalize_name(name)] = (version, 0)
+        elif line.strip().startswith("--hash=sha256:") and name:
+            version, count = pins[canonicalize_name(name)]
+            pins[canonicalize_name(name)] = (version, count + 1)
+    return pins
+
+
+def test_lock_pins_every_dependency_with_hashes() -> None:
+    """Each [project] dependency is pinned in the lock, within its range, with hashes.
+
+    After changing dependencies in pyproject.toml, `make lock` rewrites the lock.
+    """
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = locked()
+    assert pins
+    for spec in project["dependencies"]:
+        requirement = Requirement(spec)
+        pin = pins.get(canonicalize_name(requirement.name))
+        assert pin, f"{requirement.name} is not in deploy/requirements.lock: run `make lock`"
+        assert requirement.specifier.contains(pin[0], prereleases=True), (
+            f"{requirement.name}=={pin[0]} is outside {requirement.specifier}: run `make lock`"
+        )
+    assert all(count >= 1 for _, count in pins.values()), "every pin needs --hash lines"
