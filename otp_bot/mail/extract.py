@@ -28,15 +28,24 @@ __all__ = ["Evidence", "extract", "sender_domain_trusted"]
 
 # Forward prefixes in en, pt, fr, de, es, nl, it (and Outlook's "FW").
 _FORWARD_SUBJECT_RE = re.compile(r"^\s*(?:fwd?|tr|wg|rv|enc|i|doorst|vs|rif|inoltro)\s*:", re.I)
+# How much plain text is read, over all plain parts: LinkedIn's code and link
+# sit in the first few KB, and every pass over text costs time in proportion.
+# A forward's quote marker only matters before the code, so it is looked for
+# in the same text.
+_MAX_TEXT_CHARS = 64 * 1024
 # A plain part shorter than this ("View this e-mail in your browser") is a stub:
 # the HTML part is read instead.
 _MIN_PLAIN_CHARS = 200
-_FORWARD_BODY_RE = re.compile(
-    r"-{2,}\s*(?:forwarded message|original message|mensagem encaminhada|message transféré|"
-    r"weitergeleitete nachricht|mensaje reenviado|mensaje original|doorgestuurd bericht|"
-    r"messaggio inoltrato|messaggio originale)|begin forwarded message",
-    re.IGNORECASE,
+# Searched in lower-cased text. A dash run is matched from its first dash only
+# (the lookbehind) and possessively: without both, a long run of dashes costs
+# time quadratic in its length. The leading literal "-" lets the regex engine
+# skip to the next dash at C speed.
+_FORWARD_DASHES_RE = re.compile(
+    r"-(?<!--)-++\s*+(?:forwarded message|original message|mensagem encaminhada|"
+    r"message transféré|weitergeleitete nachricht|mensaje reenviado|mensaje original|"
+    r"doorgestuurd bericht|messaggio inoltrato|messaggio originale)"
 )
+_FORWARD_BEGIN = "begin forwarded message"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +101,23 @@ def extract(raw: bytes, *, trusted_authserv_ids: frozenset[str] = frozenset()) -
 
 def _extract(raw: bytes, trusted_authserv_ids: frozenset[str]) -> Evidence:
     mail = read_mail(raw)
-    sender = parse_sender(mail.from_headers[0]) if len(mail.from_headers) == 1 else None
+    sender = _sender(mail.from_headers)
     reason = _distrust(mail, sender, trusted_authserv_ids)
     if reason is not None:
         return _evidence(mail, sender, reason=reason)
     code, link = _read_code_and_link(mail)
     reason = None if code or link else "no_code_or_link"
     return _evidence(mail, sender, reason=reason, trusted=True, code=code, link=link)
+
+
+def _sender(from_headers: tuple[str, ...]) -> str | None:
+    """The one From address, or None (absent, several, or unreadable)."""
+    if len(from_headers) != 1:
+        return None
+    try:
+        return parse_sender(from_headers[0])
+    except Exception:  # noqa: BLE001 - e.g. RecursionError on deeply nested comments
+        return None
 
 
 def _distrust(mail: Mail, sender: str | None, trusted_ids: frozenset[str]) -> str | None:
@@ -123,9 +142,27 @@ def _forward_sign(mail: Mail) -> str | None:
     if mail.attached_message:
         return "attached message"
     # The plain part says what the HTML says; HTML is searched only without one.
-    if any(_FORWARD_BODY_RE.search(text) for text in mail.plain or mail.html):
+    if any(_quotes_a_message(text) for text in _within(mail.plain) or mail.html):
         return "quoted message"
     return None
+
+
+def _quotes_a_message(text: str) -> bool:
+    lowered = text.lower()
+    if _FORWARD_BEGIN in lowered:
+        return True
+    return "--" in lowered and _FORWARD_DASHES_RE.search(lowered) is not None
+
+
+def _within(texts: tuple[str, ...], budget: int = _MAX_TEXT_CHARS) -> list[str]:
+    """The first ``budget`` characters of ``texts``, in order, cut at the budget."""
+    kept: list[str] = []
+    for text in texts:
+        if budget <= 0:
+            break
+        kept.append(text[:budget])
+        budget -= len(kept[-1])
+    return kept
 
 
 def _read_code_and_link(mail: Mail) -> tuple[str | None, str | None]:
@@ -134,13 +171,15 @@ def _read_code_and_link(mail: Mail) -> tuple[str | None, str | None]:
     LinkedIn's plain part says what its HTML part says, and flattening HTML
     costs several times more than everything else together.
     """
-    plain = [tidy_text(text) for text in mail.plain]
+    plain = [tidy_text(text) for text in _within(mail.plain)]
     code = find_code(mail.subject, plain)
     link = find_link([url for text in plain for url in urls_in(text)])
     if code is None and link is None and sum(map(len, plain)) < _MIN_PLAIN_CHARS:
         flat = [flatten_html(markup) for markup in mail.html]
-        code = find_code("", [text for text, _ in flat])
-        link = find_link([url for text, hrefs in flat for url in [*hrefs, *urls_in(text)]])
+        texts = _within(tuple(text for text, _ in flat))
+        code = find_code("", texts)
+        hrefs = [url for _, urls in flat for url in urls]
+        link = find_link([*hrefs, *(url for text in texts for url in urls_in(text))])
     return code, link
 
 

@@ -13,6 +13,7 @@ what it can.
 from __future__ import annotations
 
 import binascii
+import codecs
 import re
 from collections import deque
 from dataclasses import dataclass, field
@@ -32,6 +33,19 @@ _MAX_DELIMITER_PROBES = 4 * MAX_PARTS
 _NOT_BASE64_RE = re.compile(rb"[^A-Za-z0-9+/]")
 # The end of the header block: an empty line, or the very start for no headers.
 _BLANK_LINE_RE = re.compile(rb"(?:\A|\n)\r?\n")
+# Charsets mail is written in (Python's canonical codec names, as
+# ``codecs.lookup(name).name`` gives them); every one decodes in linear time.
+ORDINARY_CHARSETS = frozenset(
+    {
+        "utf-8", "utf-8-sig", "ascii", "utf-16", "utf-16-le", "utf-16-be",
+        *(f"iso8859-{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16)),
+        *(f"cp{n}" for n in (437, 850, 852, 866, 874, 932, 949, 950, 1250, 1251, 1252)),
+        *(f"cp{n}" for n in (1253, 1254, 1255, 1256, 1257, 1258)),
+        "koi8-r", "koi8-u", "mac-roman", "tis-620", "gb2312", "gbk", "gb18030", "big5",
+        "big5hkscs", "shift_jis", "euc_jp", "iso2022_jp", "euc_kr", "iso2022_kr",
+    }
+)  # fmt: skip
+_CHARSET_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,40}")
 
 
 class _Utf8Headers(Compat32):
@@ -164,18 +178,32 @@ def transfer_decode(data: bytes, encoding: str) -> bytes:
 
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
-    """Decode with the declared charset; unknown or poisonous ones fall back to UTF-8."""
+    """Decode with the declared charset if it is an ordinary one, else as UTF-8.
+
+    Only ``ORDINARY_CHARSETS`` are used: Python also knows codecs such as
+    ``punycode`` (quadratic in its input), ``utf-7``, ``rot13`` or ``idna``,
+    which no mail needs and some of which an attacker could use to spend time.
+    """
+    codec = ordinary_codec(charset)
     try:
-        return data.decode(charset or "utf-8", errors="replace")
-    except (LookupError, ValueError):  # "undefined" raises, a NUL in the name too
+        return data.decode(codec, errors="replace")
+    except (LookupError, ValueError):  # unreachable for the allowlist; kept as a guard
         return data.decode("utf-8", errors="replace")
 
 
+def ordinary_codec(charset: str | None) -> str:
+    """Python's codec name for ``charset`` if it is on the allowlist, else ``"utf-8"``."""
+    if charset is None or not _CHARSET_NAME_RE.fullmatch(charset):
+        return "utf-8"
+    try:
+        name = codecs.lookup(charset).name
+    except (LookupError, ValueError):  # unknown, or a NUL in the name
+        return "utf-8"
+    return name if name in ORDINARY_CHARSETS else "utf-8"
+
+
 def _charset(part: Message) -> str | None:
-    charset = part.get_content_charset()
-    if charset is None or not re.fullmatch(r"[a-z0-9_.:-]{1,40}", charset):
-        return None
-    return charset
+    return part.get_content_charset()
 
 
 def unflow(text: str, *, delsp: bool) -> str:

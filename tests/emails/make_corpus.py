@@ -830,6 +830,64 @@ case(
     **trusted("515253", subject="Your code is 515253 x"),
 )
 
+# Inputs that cost time rather than raising (issue 11): each one took from 0.2 s
+# to minutes before the reader was made linear; tests/emails/timing.py and
+# bench/fuzz_time.py generate the whole class.
+case(
+    "hostile_from_nested_parens",
+    headers("Your verification code", sender="(" * 600 + SECURITY)
+    + part("text/plain", "Your verification code: 482913\n"),
+    "600 nested comment parentheses in From: the stdlib address parser recurses too deep",
+    **untrusted("unreadable_from", None),
+)
+case(
+    "hostile_dash_run",
+    headers("Your verification code")
+    + part("text/plain", "Your verification code:\n\n482913\n\n" + "-" * 30_000 + "\n", cte="8bit"),
+    "30,000 dashes: the forward-quote regex was quadratic in a dash run",
+    **trusted("482913"),
+)
+case(
+    "hostile_auth_results_dotted",
+    headers(
+        "Your verification code",
+        auth="Authentication-Results: mx.google.com; dkim=pass header.i=@linkedin.com "
+        + "a." * 600
+        + "a\r\n",
+    )
+    + part("text/plain", "Your verification code:\n\n482913\n"),
+    "a 1.2 KB dotted word among the properties: cubic in the property regex",
+    **trusted("482913"),
+)
+case(
+    "hostile_punycode_charset",
+    headers("Your verification code")
+    + "Content-Type: text/plain; charset=punycode\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+    + "Your verification code: 482913\r\n-"
+    + "ab" * 30_000
+    + "\r\n",
+    "charset=punycode decodes in quadratic time: not on the allowlist, read as UTF-8",
+    **trusted("482913"),
+)
+case(
+    "hostile_html_lt_spaces",
+    headers("Your verification code")
+    + part("text/html", "<p>Your verification code:</p><p>482913</p><" + " " * 30_000, cte="8bit"),
+    "'<' and 30,000 spaces in trusted HTML: the block-tag regex rescanned the spaces",
+    **trusted("482913"),
+)
+case(
+    "hostile_html_em_spaces",
+    headers("Your verification code")
+    + part(
+        "text/html",
+        "<p>Your verification code:</p><p>482913</p>Thanks" + "\u2003" * 20_000 + ".",
+        cte="8bit",
+    ),
+    "20,000 EM SPACEs in trusted HTML: the blank-line regex rescanned the run",
+    **trusted("482913"),
+)
+
 
 def main() -> None:
     """Write every case; remove stale files of cases that no longer exist."""
