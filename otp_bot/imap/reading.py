@@ -15,6 +15,8 @@ from email.parser import BytesHeaderParser
 
 from otp_bot.imap.session import Session
 from otp_bot.mail.extract import sender_domain_trusted
+from otp_bot.mail.mime import MAX_HEADER_CHARS
+from otp_bot.mail.parts import MAX_HEADER_BLOCK_BYTES
 
 # The first start (or a new UIDVALIDITY) looks at no more than this many of
 # the newest messages, however large the folder: start-up cost stays flat.
@@ -32,6 +34,8 @@ class IncomingMail:
     raw: bytes  # whole message (<= imap_max_message_bytes), or headers only
     complete: bool  # False: headers only (not from linkedin.com) or truncated
     internal_date: datetime | None  # tz-aware UTC INTERNALDATE
+    size: int | None = None  # RFC822.SIZE as the server reported it
+    unreadable: str | None = None  # why the pre-filter could not read it (an error class)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +46,24 @@ class Fetched:
     message_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Header:
+    """What the pre-filter read from a header block."""
+
+    candidate: bool
+    message_id: str | None
+    unreadable: str | None = None  # the error class when it could not be read
+
+
 def header_fields(header: bytes) -> tuple[str, str | None]:
-    """(From, Message-ID) of a header block; unreadable values count as absent."""
-    parsed = BytesHeaderParser(policy=policy.compat32).parsebytes(header)
-    sender = str(parsed.get("From", "") or "")
+    """(From, Message-ID) of a header block; unreadable values count as absent.
+
+    Read within the mail reader's own bounds (the first MAX_HEADER_BLOCK_BYTES,
+    MAX_HEADER_CHARS of From), so the pre-filter never works harder than
+    ``extract`` and never judges a From header ``extract`` would read otherwise.
+    """
+    parsed = BytesHeaderParser(policy=policy.compat32).parsebytes(header[:MAX_HEADER_BLOCK_BYTES])
+    sender = str(parsed.get("From", "") or "")[:MAX_HEADER_CHARS]
     message_id = str(parsed.get("Message-ID", "") or "").strip()
     if not message_id or len(message_id) > MAX_MESSAGE_ID:
         return sender, None
@@ -59,12 +77,25 @@ def is_candidate(sender: str) -> bool:
         return False
 
 
+def read_header(header: bytes) -> Header:
+    """The pre-filter for one message; whatever goes wrong makes it unreadable, never raises.
+
+    ``Exception`` includes RecursionError (deeply nested comments in From) and
+    MemoryError; cancellation, KeyboardInterrupt and SystemExit go through.
+    """
+    try:
+        sender, message_id = header_fields(header)
+        return Header(is_candidate(sender), message_id)
+    except Exception as exc:  # noqa: BLE001 - one message must not stop the watcher
+        return Header(False, None, type(exc).__name__)
+
+
 def fetch_new(session: Session, uids: list[int], limit: int) -> list[Fetched]:
     """Headers of ``uids``, plus the whole message for candidates, in UID order."""
     fetched: list[Fetched] = []
     for item in session.headers(uids):
-        sender, message_id = header_fields(item.literal)
-        candidate = is_candidate(sender)
+        header = read_header(item.literal)
+        candidate, message_id = header.candidate, header.message_id
         raw, complete = item.literal, False
         if candidate:
             body = session.body(item.uid, item.size, limit)
@@ -77,6 +108,8 @@ def fetch_new(session: Session, uids: list[int], limit: int) -> list[Fetched]:
             raw=raw,
             complete=complete,
             internal_date=item.internal_date,
+            size=item.size,
+            unreadable=header.unreadable,
         )
         fetched.append(Fetched(mail, candidate, item.size, message_id))
     return sorted(fetched, key=lambda f: f.mail.uid)
