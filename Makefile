@@ -4,12 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock dovecot tools test check lint types format demo soak bench docs clean
+.PHONY: help venv lock dovecot tools test check lint types imports format demo soak bench docs clean
 
 help:
 	@echo "make demo    run the whole loop locally (simulator + Dovecot + daemon)"
 	@echo "make test    install what is missing and run the test suite"
-	@echo "make check   lint (ruff), types (mypy --strict) and the tests"
+	@echo "make check   lint (ruff), types (mypy --strict), import layers and the tests"
 	@echo "make soak    the long fault-injection soak (about 10 minutes)"
 	@echo "make bench   the benchmark scripts"
 	@echo "make docs    build the documentation site into site/"
@@ -55,11 +55,14 @@ lint: venv
 types: venv
 	$(VENV)/bin/mypy
 
+imports: venv
+	$(VENV)/bin/lint-imports
+
 format: venv
 	$(VENV)/bin/ruff format otp_bot tests bench
 	$(VENV)/bin/ruff check --fix otp_bot tests bench
 
-check: lint types test
+check: lint types imports test
 
 docs: venv
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict

@@ -86,7 +86,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     """Serve the postpress simulator until SIGINT/SIGTERM (README, "Dry run")."""
-    from otp_bot.sim.admin import run_simulator
+    from otp_bot.sim.run import run_simulator
 
     settings = _settings(args)[0]
     return run_simulator(
@@ -236,7 +236,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         help="also trust Authentication-Results from this authserv-id",
     )
-    extract.set_defaults(handler=_cmd_extract, needs_settings=False)
+    extract.set_defaults(handler=_cmd_extract)
 
     config = _command(sub, "config")
     _add_env_file(config, many=True)

@@ -17,7 +17,7 @@
     └── StoreError               the state database failed
 
 ``classify(status, type)`` is the one table from the API's ``errors/...``
-strings to these classes (design.md, "What the API's answer makes the bot do").
+strings to these classes (docs/lifecycle.md, "What each API answer makes the bot do").
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
 from otp_bot.errors import AccountError, DraftError, ProtocolError, TransientError
-from otp_bot.postpress.client import AccountStatus, PostpressClient, Published, RetryPolicy
-from otp_bot.postpress.wire import decode_account
+from otp_bot.postpress.client import PostpressClient, RetryPolicy
+from otp_bot.postpress.wire import AccountStatus, Published, decode_account
 from otp_bot.sim.app import Simulator
 from otp_bot.sim.script import Script
 

@@ -11,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otp_bot.mail import authresults
-from otp_bot.mail.extract import sender_domain_trusted
-from otp_bot.mail.trust import authentication_verdict, parse_sender
+from otp_bot.mail.trust import authentication_verdict, parse_sender, sender_domain_trusted
 
 EMAILS = Path(__file__).parent / "emails"
 

@@ -24,14 +24,8 @@ from otp_bot.errors import (
     ProtocolError,
     TransientError,
 )
-from otp_bot.postpress.client import (
-    Checkpoint,
-    PostpressClient,
-    Published,
-    PublishOptions,
-    RetryPolicy,
-)
-from otp_bot.postpress.wire import parse_retry_after
+from otp_bot.postpress.client import PostpressClient, RetryPolicy
+from otp_bot.postpress.wire import Checkpoint, Published, PublishOptions, parse_retry_after
 from otp_bot.sim.app import Simulator
 from otp_bot.sim.script import ERROR_STATUS, Fault, Script
 

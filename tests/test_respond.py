@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from otp_bot.errors import ApiProblem, InputRejected, ProtocolError, classify
-from otp_bot.postpress.client import Checkpoint, Published
+from otp_bot.postpress.wire import Checkpoint, Published
 from otp_bot.solve import drafts as d
 from otp_bot.solve.drafts import State
 from otp_bot.solve.respond import Reaction, react

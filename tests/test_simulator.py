@@ -22,7 +22,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from otp_bot.mail.extract import extract
 from otp_bot.mail.trust import authentication_verdict, sender_domain_trusted
-from otp_bot.postpress.client import Checkpoint, PostpressClient, Published, RetryPolicy
+from otp_bot.postpress.client import PostpressClient, RetryPolicy
+from otp_bot.postpress.wire import Checkpoint, Published
 from otp_bot.sim.app import Simulator
 from otp_bot.sim.linkedin_mail import MailTarget, compose
 from otp_bot.sim.script import Fault, Script, script_for_draft

@@ -15,7 +15,8 @@ from structlog.testing import capture_logs
 from otp_bot.config import Settings
 from otp_bot.errors import InputRejected
 from otp_bot.imap.watcher import IncomingMail, MailboxWatcher
-from otp_bot.postpress.client import Checkpoint, PostpressClient, RetryPolicy
+from otp_bot.postpress.client import PostpressClient, RetryPolicy
+from otp_bot.postpress.wire import Checkpoint
 from otp_bot.sim.app import Simulator
 from otp_bot.sim.linkedin_mail import LinkedinMail, MailTarget, compose
 from otp_bot.sim.script import Fault, Script

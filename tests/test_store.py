@@ -28,8 +28,10 @@ def test_watermark_survives_reopen(tmp_path: Path) -> None:
 def test_message_ids_once_per_account(tmp_path: Path) -> None:
     """A Message-ID is recorded once per account; other accounts are separate."""
     store = Store(tmp_path / "db.sqlite3")
-    assert store.mark_message_seen("acc", "<a@linkedin.com>")
-    assert not store.mark_message_seen("acc", "<a@linkedin.com>")
+    assert not store.message_seen("acc", "<a@linkedin.com>")
+    for uid in (1, 2):  # the same message handled twice: one row, no error
+        store.record_handled("acc", "INBOX", Watermark(1, uid), ["<a@linkedin.com>"])
+    assert store.query("SELECT COUNT(*) FROM seen_message")[0][0] == 1
     assert store.message_seen("acc", "<a@linkedin.com>")
     assert not store.message_seen("acc2", "<a@linkedin.com>")
 
@@ -40,7 +42,7 @@ def test_old_message_ids_forgotten(tmp_path: Path) -> None:
     with store.transaction() as db:
         db.execute("INSERT INTO seen_message VALUES ('acc', 'old', '2020-01-01T00:00:00+00:00')")
         db.execute("INSERT INTO seen_message VALUES ('acc2', 'old', '2020-01-01T00:00:00+00:00')")
-    store.mark_message_seen("acc", "new")
+    store.record_handled("acc", "INBOX", Watermark(1, 1), ["new"])
     cutoff = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
     assert store.forget_seen_messages("acc", cutoff) == 1
     assert not store.message_seen("acc", "old")

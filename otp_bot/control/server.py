@@ -24,7 +24,6 @@ import structlog
 from aiohttp import web
 
 from otp_bot.config import is_loopback, split_host_port
-from otp_bot.daemon.metrics import CONTENT_TYPE, Metrics
 from otp_bot.errors import ConfigError, InputRejected
 
 log = structlog.get_logger(__name__)
@@ -67,6 +66,14 @@ class ControlledAccount(Protocol):
     def progressing(self) -> bool: ...
 
 
+class MetricsPage(Protocol):
+    """The metrics the API serves at ``/metrics`` (``daemon.metrics.Metrics``)."""
+
+    content_type: str
+
+    def render(self) -> bytes: ...
+
+
 class BadRequest(Exception):
     """A request the API refuses; ``status`` and a message for the caller."""
 
@@ -92,7 +99,7 @@ class ControlServer:
         self,
         addr: str,
         accounts: Sequence[ControlledAccount],
-        metrics: Metrics,
+        metrics: MetricsPage,
         *,
         token: str | None = None,
         before_metrics: Callable[[], None] = lambda: None,
@@ -237,7 +244,7 @@ class ControlServer:
     async def _metrics_text(self, _request: web.Request) -> web.Response:
         self._before_metrics()
         response = web.Response(body=self._metrics.render())
-        response.headers["Content-Type"] = CONTENT_TYPE
+        response.headers["Content-Type"] = self._metrics.content_type
         return response
 
     def _account_for(self, account_id: object) -> ControlledAccount:

@@ -21,7 +21,8 @@ from otp_bot.daemon.metrics import Metrics, count_states
 from otp_bot.errors import ApiError, ExpiredLink, InvalidSolution
 from otp_bot.imap.watcher import IncomingMail, MailboxWatcher
 from otp_bot.mail.extract import Evidence
-from otp_bot.postpress.client import Answer, PostpressClient, Published
+from otp_bot.postpress.client import PostpressClient
+from otp_bot.postpress.wire import Answer, Published
 from otp_bot.solve.drafts import Draft
 from otp_bot.solve.worker import AccountWorker
 from otp_bot.store.db import Store

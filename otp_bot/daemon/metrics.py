@@ -34,6 +34,8 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 class Metrics:
     """Every metric otp-bot exports, bound to one registry."""
 
+    content_type = CONTENT_TYPE  # of ``render()``'s text, for ``GET /metrics``
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         labels = ["account"]

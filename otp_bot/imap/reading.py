@@ -14,9 +14,9 @@ from email import policy
 from email.parser import BytesHeaderParser
 
 from otp_bot.imap.session import Session
-from otp_bot.mail.extract import sender_domain_trusted
 from otp_bot.mail.mime import MAX_HEADER_CHARS
 from otp_bot.mail.parts import MAX_HEADER_BLOCK_BYTES
+from otp_bot.mail.trust import sender_domain_trusted
 
 # The first start (or a new UIDVALIDITY) looks at no more than this many of
 # the newest messages, however large the folder: start-up cost stays flat.

@@ -6,7 +6,7 @@
                      auth_failed (loud, slow retry) <-- MailboxAuthError
 
 Blocking imap-tools calls run in one dedicated thread per watcher
-(``mailbox_session.Session``); this module keeps the state machine, the
+(``otp_bot.imap.session.Session``); this module keeps the state machine, the
 watermark and the handoff on the asyncio side. The watermark advances only
 after the handler returned, in the same transaction that records the
 Message-ID, so a crash at any point neither loses nor repeats a message.
@@ -19,7 +19,6 @@ import contextlib
 import random
 import time
 from dataclasses import dataclass
-from typing import TypeVar
 
 import structlog
 
@@ -50,9 +49,7 @@ HANDLER_RETRY = 30.0
 # dedup of a UIDVALIDITY rescan, which never looks further back than that.
 SEEN_RETENTION = 30 * 86400.0
 
-T = TypeVar("T")
-
-__all__ = ["IncomingMail", "MailHandler", "MailboxReport", "MailboxWatcher", "check_mailbox"]
+__all__ = ["IncomingMail", "MailboxReport", "MailboxWatcher", "check_mailbox"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,1 +1,5 @@
-"""Mail reading: pure, raw bytes in, evidence out."""
+"""Mail reading: pure, raw RFC 822 bytes in, an ``Evidence`` value out.
+
+No I/O, no clock, no settings, no logging: may import only the standard
+library's parsing modules and ``otp_bot.errors``.
+"""

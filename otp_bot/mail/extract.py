@@ -21,10 +21,7 @@ from otp_bot.mail.trust import (
     authentication_verdict,
     domain_is_linkedin,
     parse_sender,
-    sender_domain_trusted,
 )
-
-__all__ = ["Evidence", "extract", "sender_domain_trusted"]
 
 # Forward prefixes in en, pt, fr, de, es, nl, it (and Outlook's "FW").
 _FORWARD_SUBJECT_RE = re.compile(r"^\s*(?:fwd?|tr|wg|rv|enc|i|doorst|vs|rif|inoltro)\s*:", re.I)

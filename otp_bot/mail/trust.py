@@ -1,4 +1,4 @@
-"""Whether an e-mail really comes from LinkedIn (design.md, "Trusting an e-mail").
+"""Whether an e-mail really comes from LinkedIn (docs/trust.md).
 
 Two checks, both pure:
 

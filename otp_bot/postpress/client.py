@@ -43,7 +43,6 @@ from otp_bot.errors import ApiProblem, ConfigError, ProtocolError, TransientErro
 from otp_bot.postpress.wire import (
     AccountStatus,
     Answer,
-    Checkpoint,
     Published,
     PublishOptions,
     check_text,
@@ -52,16 +51,6 @@ from otp_bot.postpress.wire import (
     decode_problem,
     options_body,
 )
-
-__all__ = [
-    "AccountStatus",
-    "Answer",
-    "Checkpoint",
-    "PostpressClient",
-    "PublishOptions",
-    "Published",
-    "RetryPolicy",
-]
 
 log = structlog.get_logger(__name__)
 

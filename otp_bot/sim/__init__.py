@@ -1,1 +1,5 @@
-"""The postpress simulator and LinkedIn mail builder (dry runs and tests)."""
+"""The postpress simulator and LinkedIn mail builder (``otp-bot simulate``, demo, tests).
+
+Reached from the product only through the CLI's ``simulate`` command; may
+import config, errors, logs, never the daemon.
+"""

@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from otp_bot.sim.script import ERROR_STATUS
 from otp_bot.sim.state import RecordedRequest
-
-if TYPE_CHECKING:
-    from otp_bot.sim.app import Simulator
 
 # What an outage does to each request: answer 503 (a gateway's page), answer
 # 500 unexpected_error, or close the connection without an answer.
@@ -142,7 +139,29 @@ def _seconds(value: object) -> float | None:
     return float(value)
 
 
-def account_routes(sim: Simulator) -> list[web.RouteDef]:
+class ApiFront(Protocol):
+    """What the account endpoint needs from the simulator (``app.Simulator`` is one;
+    a protocol, so that this module does not import ``app``, which imports it)."""
+
+    account: SimAccount
+    requests: list[RecordedRequest]
+
+    def authorized(self, request: web.Request) -> tuple[bool, str | None]: ...
+
+    def refused(
+        self, record: RecordedRequest, request: web.Request, supplied: str | None
+    ) -> web.Response | None: ...
+
+    def error_reply(
+        self, kind: str, detail: str = "", envelope: str | None = None
+    ) -> tuple[int, dict[str, Any]]: ...
+
+    def answer(
+        self, record: RecordedRequest, outcome: str, reply: tuple[int, dict[str, Any]]
+    ) -> web.Response: ...
+
+
+def account_routes(sim: ApiFront) -> list[web.RouteDef]:
     """``GET /v1/accounts/{id}`` (and the ``/api/v1`` spelling): the contract's ``Account``."""
 
     async def read(request: web.Request) -> web.Response:

@@ -18,35 +18,52 @@
 - ``POST /_sim/reset``: forget every draft, request, mail and replay; the
   account is connected and the API up again.
 
-``serve()`` runs a simulator until SIGINT or SIGTERM (``otp-bot simulate``).
+The routes see the simulator through ``Scripted`` (``app.Simulator`` is one),
+so this module does not import ``app``, which imports it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
-import sys
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import asdict
 from functools import partial
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-import structlog
 from aiohttp import web
 
-from otp_bot.config import Settings
-from otp_bot.errors import ConfigError
-from otp_bot.logs import configure
-from otp_bot.sim.linkedin_mail import MailTarget
+from otp_bot.sim.account import SimAccount
+from otp_bot.sim.linkedin_mail import LinkedinMail
 from otp_bot.sim.script import Script
-
-if TYPE_CHECKING:
-    from otp_bot.sim.app import Simulator
+from otp_bot.sim.state import RecordedRequest
 
 
-def admin_routes(sim: Simulator) -> list[web.RouteDef]:
+class Scripted(Protocol):
+    """What the admin endpoints need from the simulator."""
+
+    account: SimAccount
+
+    @property
+    def requests(self) -> Sequence[RecordedRequest]: ...
+
+    @property
+    def mails(self) -> Sequence[tuple[str, LinkedinMail]]: ...
+
+    @property
+    def delivery_errors(self) -> Sequence[str]: ...
+
+    def script(self, draft_id: str, script: Script) -> None: ...
+
+    def reset(self) -> None: ...
+
+    def draft(self, draft_id: str) -> dict[str, Any]: ...
+
+    async def wait_for_mail(self) -> None: ...
+
+    def mail_record(self, message_id: str) -> dict[str, Any]: ...
+
+
+def admin_routes(sim: Scripted) -> list[web.RouteDef]:
     async def script(request: web.Request) -> web.Response:
         data = await json_or_none(request)
         if not isinstance(data, dict) or not isinstance(data.get("draft_id"), str):
@@ -99,7 +116,7 @@ def admin_routes(sim: Simulator) -> list[web.RouteDef]:
     ]
 
 
-async def _account(sim: Simulator, request: web.Request) -> web.Response:
+async def _account(sim: Scripted, request: web.Request) -> web.Response:
     """Read, or change (POST), the account's connection or the API's outage."""
     if request.method == "POST":
         data = await json_or_none(request)
@@ -121,64 +138,3 @@ async def json_or_none(request: web.Request) -> Any:
         return json.loads(await request.read())
     except ValueError:
         return None
-
-
-log = structlog.get_logger(__name__)
-
-
-def load_scripts(path: Path) -> dict[str, Script]:
-    """A JSON file ``{"draft_id": {script...}, ...}`` -> scripts (ValueError/TypeError)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read script file {path}: {exc}") from None
-    if not isinstance(data, Mapping):
-        raise TypeError(f"{path}: expected an object mapping draft ids to scripts")
-    return {str(draft_id): Script.from_dict(script) for draft_id, script in data.items()}
-
-
-async def serve(sim: Simulator, host: str, port: int) -> None:
-    """Serve ``sim`` on host:port until SIGINT or SIGTERM; print the base URL first."""
-    runner = web.AppRunner(sim.app, access_log=None)
-    await runner.setup()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    try:
-        await web.TCPSite(runner, host, port).start()
-        bound = runner.addresses[0]
-        base_url = f"http://{host}:{bound[1]}/v1"
-        # One line on stdout, for scripts that start the simulator on port 0.
-        print(f"postpress simulator listening on {base_url}", flush=True)
-        log.info("sim_listening", base_url=base_url)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        log.info("sim_stopping")
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        await runner.cleanup()
-        sys.stdout.flush()
-
-
-def run_simulator(
-    settings: Settings, *, host: str, port: int, script_file: Path | None, deliver: bool
-) -> int:
-    """``otp-bot simulate``: the account's API key and mailbox, served until a signal."""
-    from otp_bot.sim.app import Simulator
-
-    configure(settings.log_format.value, settings.log_level, settings.secrets())
-    try:
-        scripts = load_scripts(script_file) if script_file else {}
-        mailbox = MailTarget.from_settings(settings) if deliver else None
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(str(exc)) from None
-    sim = Simulator(
-        api_key=settings.api_key.get_secret_value(),
-        account_id=settings.account_id,
-        mailbox=mailbox,
-    )
-    for draft_id, script in scripts.items():
-        sim.script(draft_id, script)
-    asyncio.run(serve(sim, host, port))
-    return 0

@@ -2,7 +2,7 @@
 
 ``Simulator(api_key=..., mailbox=MailTarget(...) | None)`` holds an aiohttp
 ``app`` serving ``POST /v1/linkedin/jobs/{draft_id}/publish|checkpoint``
-exactly as ``contract/`` describes (``X-API-KEY``, body validation, the
+exactly as docs/contract.md describes (``X-API-KEY``, body validation, the
 ``Published | Checkpoint`` union, both error envelopes, ``Idempotency-Key``
 replays). Whenever it issues a checkpoint it composes LinkedIn's e-mail with a
 fresh code (and link) and APPENDs it to ``mailbox``; it then accepts only
@@ -11,10 +11,8 @@ that input. Each draft follows a ``Script`` (faults, expired links, ...).
 ``GET /v1/accounts/{id}`` reports the account (``sim/account.py``: it can be
 disconnected and reconnected, and the whole API taken down for a while).
 
-Admin endpoints, outside ``/v1`` and without auth (bind to loopback):
-``POST /_sim/script`` ``{"draft_id", "script"}``, ``GET /_sim/requests``,
-``GET /_sim/mails``, ``GET /_sim/drafts/{draft_id}``, ``POST /_sim/reset``,
-``GET|POST /_sim/account``, ``POST /_sim/outage`` (``sim/admin.py``).
+Admin endpoints, outside ``/v1`` and without auth (bind to loopback), are in
+``otp_bot.sim.admin``; ``otp_bot.sim.run`` serves a simulator for ``otp-bot simulate``.
 
 (About 270 lines: the API's answer paths, in the order a request meets them,
 read best in one class.)

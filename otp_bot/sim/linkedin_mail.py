@@ -10,7 +10,7 @@ headers prove nothing), or from linkedin.com itself without a passing
 DKIM/DMARC result.
 
 Delivery uses the standard library's imaplib in a thread (only
-``otp_bot.imap.watcher`` may import imap-tools).
+``otp_bot.imap`` may import imap-tools).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-# Every errors/... type of the contract and its HTTP status (contract/).
+# Every errors/... type of the contract and its HTTP status (docs/contract.md).
 ERROR_STATUS: dict[str, int] = {
     **dict.fromkeys(
         [

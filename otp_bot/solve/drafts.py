@@ -43,6 +43,7 @@ class State(StrEnum):
     FAILED = "failed"
 
 
+# The states a draft never leaves by itself (only a user's ``Retry`` moves a failed one).
 TERMINAL = frozenset({State.PUBLISHED, State.FAILED})
 # The states in which a draft holds its account's one checkpoint slot.
 ACTIVE = frozenset({State.PUBLISHING, State.AWAITING_CODE, State.SUBMITTING})
@@ -68,10 +69,6 @@ class Draft:
     idempotency_key: str | None = None  # of the publish/submit attempt in flight
     input_hash: str | None = None  # the input in flight (its value is in the store)
     input_form: str | None = None  # "code" | "link" | "pin"
-
-    @property
-    def terminal(self) -> bool:
-        return self.state in TERMINAL
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view for ``otp-bot status --json`` and ``GET /drafts``."""

@@ -1,4 +1,4 @@
-"""What an API answer makes a draft do: design.md's answer table as one pure function.
+"""What an API answer makes a draft do: docs/lifecycle.md's answer table as one pure function.
 
 | answer                                   | event                                  |
 |------------------------------------------|----------------------------------------|
@@ -29,7 +29,7 @@ from otp_bot.errors import (
     ProtocolError,
     TransientError,
 )
-from otp_bot.postpress.client import Answer, Checkpoint, Published
+from otp_bot.postpress.wire import Answer, Checkpoint, Published
 from otp_bot.solve.drafts import (
     Draft,
     Event,

@@ -1,9 +1,10 @@
 """How an account's drafts advance, one committed step at a time (the worker's engine).
 
 ``DraftSteps.step`` takes the next step for the account and says how long to
-idle before the one after; ``AccountWorker`` (``solver.py``) runs it in a loop
-and adds the shell's interface. Each step commits its transition before it
-acts on it; see ``solver.py`` for the sequence and the crash guarantees.
+idle before the one after; ``AccountWorker`` (``otp_bot.solve.worker``) runs it
+in a loop and adds the shell's interface. Each step commits its transition
+before it acts on it; see ``otp_bot.solve.worker`` for the sequence and the
+crash guarantees.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import structlog
 from otp_bot.config import Settings
 from otp_bot.errors import OtpBotError
 from otp_bot.logs import mask_code, mask_link
-from otp_bot.postpress.client import PostpressClient, PublishOptions
+from otp_bot.postpress.client import PostpressClient
+from otp_bot.postpress.wire import PublishOptions
 from otp_bot.solve.drafts import (
     ACTIVE,
     Draft,

@@ -4,7 +4,7 @@ One ``AccountWorker`` per account. Its ``run`` task alone moves drafts that
 are under way; ``add_draft`` only inserts (or registers a checkpoint while the
 account's slot is free, or re-queues a failed draft when asked to retry) and
 ``on_mail`` only stores evidence, and both wake the task. One step at a time
-(``solver_steps``), each committed before it acts:
+(``otp_bot.solve.steps``), each committed before it acts:
 
 - no draft under way: the oldest queued one takes the account's slot
   (``publishing`` under a fresh idempotency key, committed, then published);
@@ -29,20 +29,14 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from otp_bot.errors import InputRejected
-from otp_bot.postpress.client import PublishOptions
+from otp_bot.postpress.wire import PublishOptions
 from otp_bot.solve.drafts import ACTIVE, Draft, Fail, GotCheckpoint, Retry, State, new_draft
-from otp_bot.solve.steps import DraftSteps, new_key, utcnow
+from otp_bot.solve.steps import DraftSteps
 
 if TYPE_CHECKING:
     from otp_bot.imap.watcher import IncomingMail
     from otp_bot.mail.extract import Evidence
-
-__all__ = ["AccountWorker", "new_key", "utcnow"]
-
-log = structlog.get_logger(__name__)
 
 CHECKPOINT_TYPES = ("OTP", "EMAIL_VERIFICATION")
 # Draft ids are short identifiers (the client refuses longer ones too).

@@ -253,12 +253,3 @@ class Store:
                 "DELETE FROM seen_message WHERE account_id=? AND seen_at<?", (account_id, cutoff)
             )
             return cursor.rowcount
-
-    def mark_message_seen(self, account_id: str, message_id: str) -> bool:
-        """Record a handled Message-ID; False when it was already recorded."""
-        with self.transaction() as db:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO seen_message VALUES (?, ?, ?)",
-                (account_id, message_id, utcnow_text()),
-            )
-            return cursor.rowcount == 1

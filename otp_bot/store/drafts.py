@@ -1,4 +1,4 @@
-"""The solver's draft tables: drafts and their readable history (``store_evidence``: the rest).
+"""The worker's draft tables: drafts and their history (``otp_bot.store.evidence``: the rest).
 
 A view over ``Store`` (which owns the connection, the schema migrations and
 the translation of sqlite's errors into ``StoreError``): every write here is
@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from otp_bot.errors import StoreError
-from otp_bot.solve.drafts import Draft, Event, State, event_name
+from otp_bot.solve.drafts import TERMINAL, Draft, Event, State, event_name
 from otp_bot.solve.match import Candidate
 from otp_bot.store.db import Store
 
@@ -25,6 +25,9 @@ _COLUMNS = (
     "error_detail, republishes, options, idempotency_key, input_hash, input_form, "
     "created_at, updated_at"
 )
+
+# The terminal states as an SQL list (constants of ``State``, never outside input).
+_TERMINAL = ", ".join(f"'{state.value}'" for state in sorted(TERMINAL))
 
 
 class DraftStore:
@@ -43,7 +46,7 @@ class DraftStore:
         if draft_id is not None:
             sql, params = sql + " AND draft_id=?", (account_id, draft_id)
         if pending:
-            sql += " AND state NOT IN ('published', 'failed')"
+            sql += f" AND state NOT IN ({_TERMINAL})"
         return [_draft(row) for row in self._store.query(sql + " ORDER BY rowid", params)]
 
     def insert_draft(self, draft: Draft) -> Draft:

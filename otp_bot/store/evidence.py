@@ -1,6 +1,6 @@
 """The solver's evidence tables: what trusted e-mails offered, and which inputs were sent.
 
-A view over ``Store`` like ``store_drafts``. A code or link is kept only while
+A view over ``Store`` like ``otp_bot.store.drafts``. A code or link is kept only while
 it may still be used: an answered input keeps only its hash, a consumed
 e-mail loses its code and link, and ``forget_evidence`` drops old ones.
 """
