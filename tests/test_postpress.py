@@ -24,7 +24,7 @@ from otp_bot.errors import (
     ProtocolError,
     TransientError,
 )
-from otp_bot.postpress.client import PostpressClient, RetryPolicy
+from otp_bot.postpress.client import PostpressClient, RetryPolicy, publish_defaults
 from otp_bot.postpress.wire import Checkpoint, Published, PublishOptions, parse_retry_after
 from otp_bot.sim.app import Simulator
 from otp_bot.sim.script import ERROR_STATUS, Fault, Script
@@ -638,4 +638,4 @@ def test_from_settings() -> None:
     assert RetryPolicy.from_settings(settings) == RetryPolicy(attempts=3, max_time=42)
     client = PostpressClient.from_settings(settings)
     assert API_KEY not in repr(client)
-    assert PublishOptions.from_settings(settings) == PublishOptions()
+    assert publish_defaults(settings) == PublishOptions()

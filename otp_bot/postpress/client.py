@@ -54,6 +54,17 @@ from otp_bot.postpress.wire import (
 
 log = structlog.get_logger(__name__)
 
+
+def publish_defaults(settings: Settings) -> PublishOptions:
+    """The operator's publish options (``OTP_BOT_PUBLISH_*``); a draft's own override them."""
+    return PublishOptions(
+        mode=settings.publish_mode.value,
+        service=settings.publish_service.value,
+        hiring_photo_frame=settings.publish_hiring_photo_frame,
+        bypass_email_verification=settings.publish_bypass_email_verification,
+    )
+
+
 # Draft ids are short identifiers; anything longer is a mistake, not an id.
 MAX_DRAFT_ID = 200
 # A verification link is a few hundred characters; 4 kB leaves ample room.

@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from otp_bot.config import Settings
 from otp_bot.errors import ApiError, ApiProblem, InputRejected, ProtocolError, classify
 
 PUBLISHED = "LinkedinJobPostingPublished"
@@ -47,15 +46,6 @@ class PublishOptions:
     hiring_photo_frame: bool | None = None
     bypass_email_verification: bool | None = None
     budget: Mapping[str, Any] | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PublishOptions:
-        return cls(
-            mode=settings.publish_mode.value,
-            service=settings.publish_service.value,
-            hiring_photo_frame=settings.publish_hiring_photo_frame,
-            bypass_email_verification=settings.publish_bypass_email_verification,
-        )
 
     def to_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"mode": self.mode, "service": self.service}

@@ -21,8 +21,7 @@ import structlog
 from otp_bot.config import Settings
 from otp_bot.errors import OtpBotError
 from otp_bot.logs import mask_code, mask_link
-from otp_bot.postpress.client import PostpressClient
-from otp_bot.postpress.wire import PublishOptions
+from otp_bot.postpress.client import PostpressClient, publish_defaults
 from otp_bot.solve.drafts import (
     ACTIVE,
     Draft,
@@ -129,7 +128,7 @@ class DraftSteps:
         return self._await_code(current)
 
     async def _publish(self, draft: Draft) -> None:
-        options = {**PublishOptions.from_settings(self.settings).to_body(), **draft.options}
+        options = {**publish_defaults(self.settings).to_body(), **draft.options}
         await self.store.durable()  # the key we publish under is on disk first
         outcome: Outcome
         try:
