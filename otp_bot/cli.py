@@ -94,6 +94,49 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_oauth2_token(args: argparse.Namespace) -> int:
+    """Print an access token for XOAUTH2 (the token command of docs/mail-providers.md)."""
+    from otp_bot.imap.oauth2 import TokenError, build_request, fetch_token
+
+    try:
+        request = build_request(
+            provider=args.provider,
+            client_id=args.client_id,
+            client_secret_file=args.client_secret_file,
+            refresh_token_file=args.refresh_token_file,
+            client_credentials=args.client_credentials,
+            tenant=args.tenant,
+            token_url=args.token_url,
+            scope=args.scope,
+            cache=args.cache,
+        )
+        print(fetch_token(request))
+    except TokenError as exc:
+        print(f"otp-bot oauth2-token: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _add_oauth2_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    token = _command(sub, "oauth2-token")
+    token.add_argument("--provider", choices=("google", "microsoft"), required=True)
+    token.add_argument("--client-id", required=True, help="the OAuth2 application (client) id")
+    token.add_argument("--client-secret-file", help="file holding the client secret")
+    token.add_argument("--refresh-token-file", help="file holding the refresh token")
+    token.add_argument(
+        "--client-credentials",
+        action="store_true",
+        help="Microsoft 365 app-only access (IMAP.AccessAsApp) instead of a refresh token",
+    )
+    token.add_argument("--tenant", default="organizations", help="Microsoft tenant id or domain")
+    token.add_argument("--scope", help="override the provider's IMAP scope")
+    token.add_argument("--token-url", help="override the provider's token endpoint (https)")
+    token.add_argument(
+        "--cache", type=Path, help="keep the newest (rotated) refresh token in this file"
+    )
+    token.set_defaults(handler=_cmd_oauth2_token)
+
+
 # --- the daemon and its control API (run, publish, status, check, health) ----
 
 
@@ -254,6 +297,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--script", type=Path, help="JSON file: draft id -> script")
     simulate.add_argument("--no-mail", action="store_true", help="issue codes, send no e-mail")
     simulate.set_defaults(handler=_cmd_simulate)
+    _add_oauth2_command(sub)
     _add_daemon_commands(sub)
     return parser
 

@@ -67,6 +67,20 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "mailbox, for a dry run against a real mailbox.",
         ("otp-bot simulate --env-file acme.env --port 8790",),
     ),
+    "oauth2-token": (
+        "print an OAuth2 access token (an XOAUTH2 token command)",
+        "Trade a refresh token (Gmail, Microsoft 365) or Microsoft 365 client credentials for\n"
+        "an access token and print it: set it as OTP_BOT_IMAP_OAUTH2_TOKEN_COMMAND. Secrets\n"
+        "are read from files (relative names in $CREDENTIALS_DIRECTORY), never from argv.",
+        (
+            "otp-bot oauth2-token --provider google --client-id ID.apps.googleusercontent.com "
+            "--client-secret-file google-client-secret --refresh-token-file google-refresh-token",
+            "otp-bot oauth2-token --provider microsoft --tenant contoso.onmicrosoft.com "
+            "--client-id 00000000-0000-0000-0000-000000000000 "
+            "--refresh-token-file m365-refresh-token "
+            "--cache /var/lib/otp-bot/acme/m365-refresh-token",
+        ),
+    ),
 }
 
 
