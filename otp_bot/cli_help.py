@@ -68,7 +68,7 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("otp-bot simulate --env-file acme.env --port 8790",),
     ),
     "oauth2-token": (
-        "print an OAuth2 access token (an XOAUTH2 token command)",
+        "print an XOAUTH2 access token",
         "Trade a refresh token (Gmail, Microsoft 365) or Microsoft 365 client credentials for\n"
         "an access token and print it: set it as OTP_BOT_IMAP_OAUTH2_TOKEN_COMMAND. Secrets\n"
         "are read from files (relative names in $CREDENTIALS_DIRECTORY), never from argv.",
