@@ -11,7 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otp_bot.mail import authresults
-from otp_bot.mail.trust import authentication_verdict, parse_sender, sender_domain_trusted
+from otp_bot.mail.trust import (
+    RECEIVED,
+    authentication_verdict,
+    parse_sender,
+    sender_domain_trusted,
+)
 
 EMAILS = Path(__file__).parent / "emails"
 
@@ -89,13 +94,18 @@ def test_reader_agrees_with_authres_on_corpus(value: str) -> None:
 
 
 _WORD = st.from_regex(r"[a-z][a-z0-9-]{0,8}", fullmatch=True)
-_COMMENT = st.sampled_from(
-    ["", " (a comment)", " (nested (comment))", ' (a "quote)', r" (esc\) paren)"]
-)
+# No quote inside a comment: RFC 5322 reads it as text, other parsers as a quoted
+# string, so ours refuses it (test_quote_inside_comment_is_unreadable).
+_COMMENT = st.sampled_from(["", " (a comment)", " (nested (comment))", r" (esc\) paren)"])
 _VALUE = st.one_of(
     _WORD.map(lambda w: f"{w}.example"),
     _WORD.map(lambda w: f"@{w}.com"),
     st.just("rsa-sha256"),  # no quoted values: authres 1.2 drops a quoted property mid-list
+)
+
+
+_PROPERTY = st.builds(
+    lambda ptype, name: f"{ptype}.{name}", st.sampled_from(["header", "smtp", "policy"]), _WORD
 )
 
 
@@ -104,10 +114,8 @@ def _header(draw: st.DrawFn) -> str:
     resinfos = []
     for _ in range(draw(st.integers(1, 4))):
         method, result = draw(_WORD), draw(st.sampled_from(["pass", "fail", "none", "neutral"]))
-        props = [
-            f"{draw(st.sampled_from(['header', 'smtp', 'policy']))}.{draw(_WORD)}={draw(_VALUE)}"
-            for _ in range(draw(st.integers(0, 3)))
-        ]
+        names = draw(st.lists(_PROPERTY, max_size=3, unique=True))  # a repeat is unreadable
+        props = [f"{name}={draw(_VALUE)}" for name in names]
         resinfos.append(f"{method}={result}{draw(_COMMENT)} " + " ".join(props))
     return f"{draw(_WORD)}.example{draw(_COMMENT)}; " + "; ".join(resinfos)
 
@@ -179,6 +187,7 @@ GMAIL_PASS = (
             [
                 "relay; none",
                 "mx.example.org; dkim=fail header.d=linkedin.com",
+                RECEIVED,
                 "mx.example.org; dkim=pass header.d=linkedin.com",
             ],
             frozenset({"mx.example.org"}),
@@ -192,7 +201,207 @@ GMAIL_PASS = (
     ],
 )
 def test_authentication_verdict(
-    headers: list[str], trusted_ids: frozenset[str], verdict: str | None
+    headers: list[str | None], trusted_ids: frozenset[str], verdict: str | None
 ) -> None:
     """Topmost or topmost-trusted-id header vouches for LinkedIn; lower same-id forgeries don't."""
     assert authentication_verdict(headers, trusted_ids) == verdict
+
+
+# RFC 8601 Appendix B (the same examples as RFC 7601's), one header value each.
+RFC_8601_APPENDIX_B = [
+    ("example.org 1; none", "example.org", []),
+    ("example.com; spf=pass smtp.mailfrom=example.net", "example.com", [("spf", "pass")]),
+    (
+        "example.com; auth=pass (cram-md5) smtp.auth=sender@example.net;"
+        " spf=pass smtp.mailfrom=example.net",
+        "example.com",
+        [("auth", "pass"), ("spf", "pass")],
+    ),
+    ("example.com; iprev=pass policy.iprev=192.0.2.200", "example.com", [("iprev", "pass")]),
+    (
+        "example.com; dkim=pass (good signature) header.d=mail-router.example.net;"
+        " dkim=fail (bad signature) header.d=newyork.example.com",
+        "example.com",
+        [("dkim", "pass"), ("dkim", "fail")],
+    ),
+    (
+        'example.com; dkim=pass reason="good signature" header.i=@mail-router.example.net;'
+        ' dkim=fail reason="bad signature" header.i=@newyork.example.com',
+        "example.com",
+        [("dkim", "pass"), ("dkim", "fail")],
+    ),
+    (
+        "example.net; dkim=pass (good signature) header.i=@newyork.example.com",
+        "example.net",
+        [("dkim", "pass")],
+    ),
+    (
+        "mail-router.example.net; dkim=pass (good signature) header.d=newyork.example.com"
+        " header.b=oINEO8hg; vbr=pass (voucher.example.net) header.d=newyork.example.com"
+        " header.mv=voucher.example.org",
+        "mail-router.example.net",
+        [("dkim", "pass"), ("vbr", "pass")],
+    ),
+    (
+        "example.com; sender-id=fail header.from=example.com; dkim=pass (good signature)"
+        " header.d=sub.example.com",
+        "example.com",
+        [("sender-id", "fail"), ("dkim", "pass")],
+    ),
+]
+
+
+@pytest.mark.parametrize(("value", "server", "results"), RFC_8601_APPENDIX_B)
+def test_rfc_8601_appendix_b_examples(
+    value: str, server: str, results: list[tuple[str, str]]
+) -> None:
+    """The RFC's own examples read as the RFC says, and as authres reads them."""
+    header = authresults.parse(value)
+    assert header.error is None
+    assert header.authserv_id == server
+    assert [(r.method, r.result) for r in header.results] == results
+    assert _ours(value) == _authres_view(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ("mx; dkim=pass (unclosed header.d=linkedin.com", "unbalanced comment"),
+        ("mx; dkim=pass) header.d=linkedin.com", "stray ')'"),
+        ('mx; dkim=pass header.b="unclosed', "unterminated quoted string"),
+        ("mx; dkim=pass header.d=linked\\in.com", "stray '\\\\'"),
+        ("mx; dkim=pass ((((( deep ))))) header.d=linkedin.com", "comments nested deeper than 4"),
+        ("mx; spf=pass " + "x" * 5000, "longer than 4096 characters"),
+        (
+            'mx; spf=pass (domain of "a) header.d=linkedin.com',
+            "a quote inside a comment (ambiguous)",
+        ),
+    ],
+)
+def test_unreadable_values(value: str, error: str) -> None:
+    """Unbalanced, too deep, too long or ambiguous values are unreadable, never half-read."""
+    header = authresults.parse(value)
+    assert (header.error, header.results) == (error, ())
+
+
+def test_quote_inside_comment_is_unreadable() -> None:
+    """A quote in a comment is refused (RFC 5322 and common parsers read it differently)."""
+    assert authresults.parse('mx; dkim=pass (a "quote) header.d=linkedin.com').error is not None
+
+
+# The receiving server copies the envelope sender into its spf comment; the sender's
+# quoted local part closes that comment for an RFC 5322 reader.
+_MAIL_FROM = '"a)x; dkim=pass header.d=linkedin.com; x=(b"@evil.example'
+SPF_COMMENT_ATTACK = (
+    f"mx.example.org; spf=pass (mx.example.org: domain of {_MAIL_FROM} designates 192.0.2.1"
+    f" as permitted sender) smtp.mailfrom={_MAIL_FROM}; dkim=none"
+)
+
+
+@pytest.mark.parametrize(
+    ("trace", "verdict"),
+    [
+        (
+            ["mx; dkim=none; dkim=pass header.d=linkedin.com"],
+            "conflicting_results: dkim=none and pass",
+        ),
+        (
+            ["mx; dkim=pass header.d=linkedin.com; dmarc=fail header.from=linkedin.com"],
+            "dmarc_not_pass: dmarc=fail for linkedin.com",
+        ),
+        (
+            [
+                "mx; dmarc=pass header.from=linkedin.com; dmarc=fail header.from=linkedin.com",
+            ],
+            "conflicting_results: dmarc=pass and fail",
+        ),
+        (
+            ["mx; dkim=pass (unbalanced header.d=linkedin.com"],
+            "authentication_results_unreadable: unbalanced comment",
+        ),
+        (
+            [SPF_COMMENT_ATTACK],
+            "authentication_results_unreadable: a quote inside a comment (ambiguous)",
+        ),
+        (
+            ["mx; dkim=pass header.d=evil.example header.d=linkedin.com"],
+            "authentication_results_unreadable: repeated property header.d",
+        ),
+        (
+            ['mx; dkim=pass header.i="@linkedin.com"@evil.example'],
+            "dkim_dmarc_not_pass: dkim=pass",
+        ),
+        (['mx; dkim=pass header.i="x y"@linkedin.com'], None),
+        (['mx; dkim=pass header.i="@linkedin.com"'], None),
+        # Postfix with OpenDMARC and OpenDKIM: one header per milter, above its Received.
+        (
+            [
+                "mail.example.org; dmarc=pass header.from=linkedin.com",
+                "mail.example.org; dkim=pass header.d=linkedin.com",
+                RECEIVED,
+            ],
+            None,
+        ),
+        (
+            [
+                "mail.example.org; spf=pass smtp.mailfrom=bounce.linkedin.com",
+                "mail.example.org; dkim=pass header.d=linkedin.com",
+                RECEIVED,
+            ],
+            None,
+        ),
+        # The same results below the server's Received line came with the mail.
+        (
+            [
+                "mail.example.org; spf=pass smtp.mailfrom=bounce.linkedin.com",
+                RECEIVED,
+                "mail.example.org; dkim=pass header.d=linkedin.com",
+            ],
+            "dkim_dmarc_not_pass: spf=pass",
+        ),
+        # A split group is judged whole: a failing dmarc in any of its headers counts.
+        (
+            [
+                "mail.example.org; dkim=pass header.d=linkedin.com",
+                "mail.example.org; dmarc=fail header.from=linkedin.com",
+                RECEIVED,
+            ],
+            "dmarc_not_pass: dmarc=fail for linkedin.com",
+        ),
+        # Another server's header inside the group neither joins nor breaks it.
+        (
+            [
+                "mail.example.org; spf=pass smtp.mailfrom=linkedin.com",
+                "other.example; dkim=fail header.d=linkedin.com",
+                "mail.example.org; dkim=pass header.d=linkedin.com",
+                RECEIVED,
+            ],
+            None,
+        ),
+    ],
+)
+def test_strict_verdicts(trace: list[str | None], verdict: str | None) -> None:
+    """Conflicts, dmarc failures, unreadable values and quoted local parts are not trusted;
+    split results count together only above the server's Received line."""
+    assert authentication_verdict(trace) == verdict
+
+
+@pytest.mark.parametrize(
+    "from_header",
+    [
+        "(" * 600 + "a@linkedin.com" + ")" * 600,
+        "a@linkedin.com " + "(" * 600,
+        "x" * 5000 + "@linkedin.com",
+        "(((((nested))))) security-noreply@linkedin.com",
+    ],
+)
+def test_parse_sender_refuses_deep_or_long_values(from_header: str) -> None:
+    """Deep comment nesting or an over-long From is refused before the stdlib parser recurses."""
+    assert parse_sender(from_header) is None
+
+
+def test_parse_sender_keeps_shallow_comments_and_escapes() -> None:
+    """Ordinary comments and escaped parentheses still parse."""
+    assert parse_sender("LinkedIn (Security \\( team) <security-noreply@linkedin.com>") == (
+        "security-noreply@linkedin.com"
+    )

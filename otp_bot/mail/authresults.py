@@ -1,12 +1,28 @@
-"""A small, fast reader for one Authentication-Results header value (RFC 8601).
+"""A strict, linear reader for one Authentication-Results header value (RFC 8601).
 
 Why not the ``authres`` package at run time: it spends about 340 µs on one
 Gmail header (a regular-expression compile lookup per token), two thirds of
-the whole per-message budget of bench/extract.py. This reader handles the
-grammar's awkward parts (nested comments, quoted strings, CFWS around ``=``
-and ``.``, a missing authserv-id as Microsoft 365 writes it) in a few regex
-passes, and tests/test_extract_trust.py checks it against ``authres`` on every
-header of the corpus and on Hypothesis-built ones.
+the whole per-message budget of bench/extract.py. tests/test_extract_trust.py
+checks this reader against ``authres`` on every header of the corpus, on
+Hypothesis-built ones and on the RFC 8601 Appendix B examples.
+
+One pass turns the value into tokens (atoms, quoted strings, ``;`` ``=``
+``/``), dropping comments; a second pass reads ``authserv-id`` and the
+resinfos from them. Strictness where a wrong reading would decide trust:
+
+- an unbalanced comment or quoted string, a stray ``)`` or backslash, a value
+  longer than ``MAX_CHARS`` or comments nested deeper than ``MAX_NESTING``
+  make the whole header unreadable (``Header.error``), never half-read;
+- a ``"`` inside a comment is unreadable too: RFC 5322 says it is plain
+  comment text, many parsers take it as a quoted string, and a server that
+  copies a quoted MAIL FROM into its ``spf=`` comment lets the sender pick the
+  reading (the quote closes the comment early for one parser and not the
+  other, and the rest of the local part becomes results);
+- a property given twice in one result (two ``header.d``) is unreadable;
+- ``header.i="@linkedin.com"@evil.example`` keeps its quoted local part, so
+  the domain after the last ``@`` is ``evil.example``, as RFC 5322 reads it.
+
+Every pattern is possessive or a single character class: no backtracking.
 """
 
 from __future__ import annotations
@@ -17,20 +33,26 @@ from dataclasses import dataclass, field
 # A receiving server's own header is a few hundred bytes; anything far longer is
 # either junk or an attempt to make the parser work hard.
 MAX_CHARS = 4096
+MAX_NESTING = 4
 _MAX_RESULTS = 32
 
-_QUOTED = r'"(?:[^"\\]|\\.)*"?'
-# Outside a comment a quoted string may hold parentheses; inside one, a quote
-# is an ordinary character (RFC 5322 ctext) and only a backslash escapes.
-_OUTSIDE_RE = re.compile(rf'{_QUOTED}|\(|[^"(]+', re.DOTALL)
-_INSIDE_RE = re.compile(r"\\.|[()]|[^()\\]+|\\", re.DOTALL)
-_SEGMENT_WORDS_RE = re.compile(rf'{_QUOTED}|;|[^";]+', re.DOTALL)
-_WORD = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"
-_METHOD_RE = re.compile(rf"\s*({_WORD})(?:\s*/\s*\d+)?\s*=\s*({_WORD})\s*(.*)", re.DOTALL)
-_PROP_RE = re.compile(rf'({_WORD})\s*\.\s*({_WORD})\s*=\s*({_QUOTED}|[^\s"]+)')
-_REASON_RE = re.compile(rf'^reason\s*=\s*(?:{_QUOTED}|[^\s"]+)', re.IGNORECASE)
-# Microsoft 365 starts with a result ("spf=pass ...") instead of an authserv-id.
-_STARTS_WITH_RESULT_RE = re.compile(rf"\s*{_WORD}\s*(?:/\s*\d+\s*)?=")
+_SPACE_RE = re.compile(r"[ \t\r\n]++")
+_QUOTED_RE = re.compile(r'"((?:[^"\\\r\n]++|\\[^\r\n])*+)"')
+_ATOM_RE = re.compile(r'[^ \t\r\n()";=/\\]++')
+_COMMENT_TEXT_RE = re.compile(r'[^()\\"]++')
+_UNESCAPE_RE = re.compile(r"\\(.)")
+_SPECIALS = ";=/"
+
+ATOM, QUOTED, SPECIAL = "atom", "quoted", "special"
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One lexical unit; ``glued``: no space or comment separates it from the previous one."""
+
+    kind: str
+    text: str  # a quoted string's content, unescaped
+    glued: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,66 +66,173 @@ class Result:
 
 @dataclass(frozen=True, slots=True)
 class Header:
-    """A parsed header: its authserv-id ("" when missing) and results in order."""
+    """A parsed header: its authserv-id ("" when missing) and results in order.
+
+    ``error`` says why the value could not be read; its results are then empty.
+    """
 
     authserv_id: str
     results: tuple[Result, ...]
+    error: str | None = None
+
+
+class Unreadable(ValueError):
+    """The value breaks the grammar in a way that could change its meaning."""
 
 
 def parse(value: str) -> Header:
-    """Parse one header value; unreadable resinfos are skipped, never raised."""
-    segments = _split_semicolons(_strip_comments(value[:MAX_CHARS]))
-    if _STARTS_WITH_RESULT_RE.match(segments[0]):
+    """Parse one header value; an unreadable value gives an empty ``Header`` with ``error``."""
+    try:
+        tokens = tokenize(value)
+    except Unreadable as exc:
+        return Header("", (), str(exc))
+    segments = _split(tokens)
+    first = segments[0]
+    if _looks_like_result(first):  # Microsoft 365 starts with a result, no authserv-id
         server = ""
     else:
-        server = (segments.pop(0).split() or [""])[0].lower()
-    results = [r for r in map(_resinfo, segments[:_MAX_RESULTS]) if r is not None]
+        segments.pop(0)
+        server = first[0].text.lower() if first and first[0].kind != SPECIAL else ""
+    try:
+        results = [r for r in map(_resinfo, segments[:_MAX_RESULTS]) if r is not None]
+    except Unreadable as exc:
+        return Header(server, (), str(exc))
     return Header(server, tuple(results))
 
 
-def _strip_comments(value: str) -> str:
-    if "(" not in value:
-        return value
-    kept: list[str] = []
-    depth = pos = 0
+def tokenize(value: str) -> list[Token]:
+    """The value's tokens without comments; raises ``Unreadable``."""
+    if len(value) > MAX_CHARS:
+        raise Unreadable(f"longer than {MAX_CHARS} characters")
+    tokens: list[Token] = []
+    pos, glued = 0, True
     while pos < len(value):
-        piece = (_INSIDE_RE if depth else _OUTSIDE_RE).match(value, pos)
-        if piece is None:  # unreachable: each pattern matches any first character
-            break
-        pos = piece.end()
-        if piece.group() == "(":
+        char = value[pos]
+        if (space := _SPACE_RE.match(value, pos)) is not None:
+            pos, glued = space.end(), False
+        elif char == "(":
+            pos, glued = _skip_comment(value, pos), False
+        elif char == '"':
+            quoted = _QUOTED_RE.match(value, pos)
+            if quoted is None:
+                raise Unreadable("unterminated quoted string")
+            text = _UNESCAPE_RE.sub(r"\1", quoted.group(1))
+            tokens.append(Token(QUOTED, text, glued))
+            pos, glued = quoted.end(), True
+        elif char in _SPECIALS:
+            tokens.append(Token(SPECIAL, char, glued))
+            pos, glued = pos + 1, True
+        elif (atom := _ATOM_RE.match(value, pos)) is not None:
+            tokens.append(Token(ATOM, atom.group(), glued))
+            pos, glued = atom.end(), True
+        else:  # ")" without "(" or a backslash outside a quoted string
+            raise Unreadable(f"stray {char!r}")
+    return tokens
+
+
+def _skip_comment(value: str, pos: int) -> int:
+    """The position after the comment opening at ``pos``; nesting counted, quotes refused."""
+    depth = 0
+    while pos < len(value):
+        char = value[pos]
+        if char == "(":
             depth += 1
-        elif piece.group() == ")":
+            if depth > MAX_NESTING:
+                raise Unreadable(f"comments nested deeper than {MAX_NESTING}")
+            pos += 1
+        elif char == ")":
             depth -= 1
-            kept.append(" " if depth == 0 else "")
-        elif depth == 0:
-            kept.append(piece.group())
-    return "".join(kept)
-
-
-def _split_semicolons(value: str) -> list[str]:
-    segments = [""]
-    for piece in _SEGMENT_WORDS_RE.findall(value):
-        if piece == ";":
-            segments.append("")
+            pos += 1
+            if depth == 0:
+                return pos
+        elif char == "\\":
+            pos += 2
+        elif char == '"':
+            raise Unreadable("a quote inside a comment (ambiguous)")
         else:
-            segments[-1] += piece
+            text = _COMMENT_TEXT_RE.match(value, pos)
+            pos = text.end() if text is not None else pos + 1
+    raise Unreadable("unbalanced comment")
+
+
+def _split(tokens: list[Token]) -> list[list[Token]]:
+    segments: list[list[Token]] = [[]]
+    for token in tokens:
+        if token.kind == SPECIAL and token.text == ";":
+            segments.append([])
+        else:
+            segments[-1].append(token)
     return segments
 
 
-def _resinfo(segment: str) -> Result | None:
-    match = _METHOD_RE.fullmatch(segment)
-    if match is None:
+def _looks_like_result(segment: list[Token]) -> bool:
+    """``method=`` or ``method/version=`` at the start of a segment."""
+    kinds = [(t.kind, t.text) for t in segment[:4]]
+    if len(kinds) >= 2 and kinds[0][0] == ATOM and kinds[1] == (SPECIAL, "="):
+        return True
+    return len(kinds) >= 4 and kinds[0][0] == ATOM and kinds[1] == (SPECIAL, "/")
+
+
+def _resinfo(segment: list[Token]) -> Result | None:
+    """``method[/version]=result`` then ``reason=...`` and ``ptype.property=value`` pairs."""
+    if not _looks_like_result(segment):
         return None
-    method, result, rest = match.groups()
-    rest = _REASON_RE.sub("", rest.strip())
-    props = {
-        f"{ptype}.{prop}".lower(): _unquote(value) for ptype, prop, value in _PROP_RE.findall(rest)
-    }
-    return Result(method.lower(), result.lower(), props)
+    pos = 4 if segment[1].text == "/" else 2
+    if pos >= len(segment) or segment[pos].kind != ATOM or segment[pos - 1].text != "=":
+        return None
+    method, result = segment[0].text.lower(), segment[pos].text.lower()
+    return Result(method, result, _properties(segment[pos + 1 :]))
 
 
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        return re.sub(r"\\(.)", r"\1", value[1:-1])
-    return value
+def _properties(tokens: list[Token]) -> dict[str, str]:
+    props: dict[str, str] = {}
+    key: list[str] = []
+    pos = 0
+    while pos < len(tokens):
+        token = tokens[pos]
+        if token.kind == ATOM:
+            # RFC 8601 allows CFWS around the "." of ptype.property only.
+            if key and (key[-1].endswith(".") or token.text.startswith(".")):
+                key.append(token.text)
+            else:
+                key = [token.text]
+            pos += 1
+        elif token.kind == SPECIAL and token.text == "=" and key:
+            value, pos = _pvalue(tokens, pos + 1)
+            name = "".join(key).lower()
+            if "." in name and value is not None:  # "reason=" and "action=" are not properties
+                if name in props:
+                    raise Unreadable(f"repeated property {name}")
+                props[name] = value
+            key = []
+        else:
+            key = []
+            pos += 1
+    return props
+
+
+def _pvalue(tokens: list[Token], pos: int) -> tuple[str | None, int]:
+    """A value and the position after it: a token plus any tokens glued to it."""
+    if pos >= len(tokens) or tokens[pos].kind == SPECIAL:
+        return None, pos
+    parts = [tokens[pos]]
+    pos += 1
+    while pos < len(tokens) and tokens[pos].glued and tokens[pos].kind != SPECIAL:
+        parts.append(tokens[pos])
+        pos += 1
+    if len(parts) == 1:
+        return parts[0].text, pos
+    # A quoted local part: keep its quotes so "the domain after the last @" stays right.
+    text = "".join(f'"{_requote(p.text)}"' if p.kind == QUOTED else p.text for p in parts)
+    return text, pos
+
+
+def _requote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def domain_of(identity: str) -> str:
+    """The domain of ``[local-part]@domain`` (RFC 5322: after the last ``@`` outside quotes)."""
+    if identity.endswith('"'):
+        return ""  # the whole value is a quoted string: no domain part
+    return identity.rpartition("@")[2]

@@ -26,6 +26,9 @@ MAX_MESSAGE_BYTES = 1 << 20
 # would take 200 ms. LinkedIn's mails have about 2,000 lines.
 MAX_LINES = 20_000
 MAX_HEADER_CHARS = 2048
+# Header values as the trust checks see them: long enough that a value over
+# their own caps (Authentication-Results 4 KiB, From 998) shows as too long.
+MAX_TRACE_HEADER_CHARS = 8192
 _FIRST_LINES_RE = re.compile(rb"(?:[^\n]*\n){%d}" % MAX_LINES)
 _ENCODED_WORD_RE = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 # C0 controls and DEL say nothing in a subject; tabs and newlines fold to spaces.
@@ -44,6 +47,7 @@ class Mail:
     plain: tuple[str, ...]  # text/plain bodies in MIME order
     html: tuple[str, ...]  # text/html bodies in MIME order
     attached_message: bool  # carries a message/rfc822 part (a forward as attachment)
+    headers: tuple[tuple[str, str], ...] = ()  # (name, value) top to bottom, values capped
 
 
 def read_mail(raw: bytes) -> Mail:
@@ -59,6 +63,7 @@ def read_mail(raw: bytes) -> Mail:
         plain=tuple(bodies.plain),
         html=tuple(bodies.html),
         attached_message=bodies.attached_message,
+        headers=tuple((name, str(value)[:MAX_TRACE_HEADER_CHARS]) for name, value in msg.items()),
     )
 
 
