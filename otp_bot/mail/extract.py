@@ -18,10 +18,13 @@ from otp_bot.mail.codes import find_code, find_link, urls_in
 from otp_bot.mail.flatten import flatten_html, tidy_text
 from otp_bot.mail.mime import Mail, read_mail
 from otp_bot.mail.trust import (
+    auth_trace,
     authentication_verdict,
     domain_is_linkedin,
     parse_sender,
+    repeated_header,
 )
+from otp_bot.mail.verification import refusal
 
 # Forward prefixes in en, pt, fr, de, es, nl, it (and Outlook's "FW").
 _FORWARD_SUBJECT_RE = re.compile(r"^\s*(?:fwd?|tr|wg|rv|enc|i|doorst|vs|rif|inoltro)\s*:", re.I)
@@ -30,9 +33,9 @@ _FORWARD_SUBJECT_RE = re.compile(r"^\s*(?:fwd?|tr|wg|rv|enc|i|doorst|vs|rif|inol
 # A forward's quote marker only matters before the code, so it is looked for
 # in the same text.
 _MAX_TEXT_CHARS = 64 * 1024
-# A plain part shorter than this ("View this e-mail in your browser") is a stub:
-# the HTML part is read instead.
-_MIN_PLAIN_CHARS = 200
+# Only an HTML part with a link to one of LinkedIn's verification pages is
+# flattened for its link (flattening costs more than everything else together).
+_HTML_LINK_HINT_RE = re.compile(r"confirm|verif|/e/v2", re.IGNORECASE)
 # Searched in lower-cased text. A dash run is matched from its first dash only
 # (the lookbehind) and possessively: without both, a long run of dashes costs
 # time quadratic in its length. The leading literal "-" lets the regex engine
@@ -100,8 +103,11 @@ def _extract(raw: bytes, trusted_authserv_ids: frozenset[str]) -> Evidence:
     mail = read_mail(raw)
     sender = _sender(mail.from_headers)
     reason = _distrust(mail, sender, trusted_authserv_ids)
+    if reason is not None or sender is None:
+        return _evidence(mail, sender, reason=reason or "unreadable_from")
+    reason = refusal(sender, mail.subject, mail.headers)
     if reason is not None:
-        return _evidence(mail, sender, reason=reason)
+        return _evidence(mail, sender, reason=reason, trusted=True)
     code, link = _read_code_and_link(mail)
     reason = None if code or link else "no_code_or_link"
     return _evidence(mail, sender, reason=reason, trusted=True, code=code, link=link)
@@ -119,18 +125,21 @@ def _sender(from_headers: tuple[str, ...]) -> str | None:
 
 def _distrust(mail: Mail, sender: str | None, trusted_ids: frozenset[str]) -> str | None:
     """Why this mail must not be acted on, or None."""
+    count = len(mail.from_headers)
+    if count > 1:
+        return f"ambiguous_from: {count} From headers"
+    repeated = repeated_header([name for name, _ in mail.headers])
+    if repeated is not None:
+        return f"repeated_header: {repeated}"
     if sender is None:
-        count = len(mail.from_headers)
-        if count == 1:
-            return "unreadable_from"
-        return "no_from_address" if count == 0 else f"ambiguous_from: {count} From headers"
+        return "unreadable_from" if count == 1 else "no_from_address"
     domain = sender.rpartition("@")[2]
     forwarded = _forward_sign(mail)
     if forwarded is not None:
         return f"forwarded: {forwarded} from {domain}"
     if not domain_is_linkedin(domain):
         return f"sender_not_linkedin: from {domain}"
-    return authentication_verdict(list(mail.auth_results), trusted_ids)
+    return authentication_verdict(auth_trace(mail.headers), trusted_ids)
 
 
 def _forward_sign(mail: Mail) -> str | None:
@@ -163,20 +172,25 @@ def _within(texts: tuple[str, ...], budget: int = _MAX_TEXT_CHARS) -> list[str]:
 
 
 def _read_code_and_link(mail: Mail) -> tuple[str | None, str | None]:
-    """Subject and plain text first; HTML only when there is no real plain part.
+    """Subject and plain text first; HTML for what the plain text lacks.
 
-    LinkedIn's plain part says what its HTML part says, and flattening HTML
-    costs several times more than everything else together.
+    LinkedIn's plain part usually says what its HTML part says, and flattening
+    HTML costs several times more than everything else together, so HTML is
+    flattened only when the plain text has no code, or has no link while the
+    HTML points at a verification page.
     """
     plain = [tidy_text(text) for text in _within(mail.plain)]
     code = find_code(mail.subject, plain)
     link = find_link([url for text in plain for url in urls_in(text)])
-    if code is None and link is None and sum(map(len, plain)) < _MIN_PLAIN_CHARS:
+    want_link = link is None and any(_HTML_LINK_HINT_RE.search(m) for m in mail.html)
+    if (code is None or want_link) and mail.html:
         flat = [flatten_html(markup) for markup in mail.html]
         texts = _within(tuple(text for text, _ in flat))
-        code = find_code("", texts)
-        hrefs = [url for _, urls in flat for url in urls]
-        link = find_link([*hrefs, *(url for text in texts for url in urls_in(text))])
+        if code is None:
+            code = find_code("", texts)
+        if link is None:
+            hrefs = [url for _, urls in flat for url in urls]
+            link = find_link([*hrefs, *(url for text in texts for url in urls_in(text))])
     return code, link
 
 

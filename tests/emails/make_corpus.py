@@ -151,6 +151,12 @@ def trusted(code: str | None = None, link: str | None = None, **more: object) ->
     return {"trusted": True, "code": code, "link": link, "reason": reason, **more}
 
 
+def not_verification(why: str, **more: object) -> dict[str, object]:
+    """Authentic LinkedIn mail that is not one of its verification mails: nothing is read."""
+    reason = f"not_a_verification_mail: {why}"
+    return {"trusted": True, "code": None, "link": None, "reason": reason, **more}
+
+
 def untrusted(reason: str, sender: str | None, **more: object) -> dict[str, object]:
     return {
         "trusted": False,
@@ -362,7 +368,7 @@ case(
 )
 case(
     "en_confirm_link_html_only",
-    headers("Confirm your email address", sender="LinkedIn <messages-noreply@linkedin.com>")
+    headers("Confirm your email address")
     + part(
         "text/html",
         html_page(
@@ -373,7 +379,7 @@ case(
         ),
     ),
     "only the confirm link counts; help and password-reset links carry 'verification' in trk",
-    **trusted(None, CONFIRM, sender="messages-noreply@linkedin.com"),
+    **trusted(None, CONFIRM, sender=SECURITY_ADDR),
 )
 _LONG_CONFIRM = CONFIRM + "&midToken=AQHq8vYp2k3&midSig=0xYz12&eid=a1b2c3-d4e5"
 case(
@@ -479,7 +485,10 @@ case(
         html_page("<h2>25 new jobs</h2><p>Senior Data Engineer</p><p>$165,000/yr</p>"),
     ),
     "job alert: salaries, applicant counts, job ids and a 'Verified' badge are not codes",
-    **trusted(None, None, sender="jobalerts-noreply@linkedin.com"),
+    **not_verification(
+        "sender jobalerts-noreply@linkedin.com (job alerts) never sends codes",
+        sender="jobalerts-noreply@linkedin.com",
+    ),
 )
 case(
     "en_newsletter",
@@ -494,8 +503,8 @@ case(
             "<p>Read more at linkedin.com/news/story/ai-week-4412</p>"
         ),
     ),
-    "newsletter: years and counts near 'confirmed' are not codes",
-    **trusted(None, None),
+    "newsletter: years and counts near 'confirmed' are not codes (the sender is not read at all)",
+    **not_verification("sender editors-noreply@linkedin.com (newsletters) never sends codes"),
 )
 case(
     "en_notification_searches",
@@ -510,7 +519,10 @@ case(
         "https://www.linkedin.com/in/ana-souza-12345678/?trk=eml-verification\n" + FOOTER_TEXT,
     ),
     "notification: a profile link with 'verification' in its tracking parameter is not a link",
-    **trusted(None, None, sender="notifications-noreply@linkedin.com"),
+    **not_verification(
+        "sender notifications-noreply@linkedin.com (notifications) never sends codes",
+        sender="notifications-noreply@linkedin.com",
+    ),
 )
 case(
     "en_new_signin_alert",
@@ -523,8 +535,8 @@ case(
         + "\nSign in: https://www.linkedin.com/login?trk=eml-security_verify\n"
         + FOOTER_TEXT,
     ),
-    "security alert: sign-in and password-reset links and a postal code are not evidence",
-    **trusted(None, None),
+    "security alert from the security sender: not a verification subject, nothing is read",
+    **not_verification("subject is not a verification subject"),
 )
 case(
     "en_password_reset",
@@ -538,8 +550,8 @@ case(
             '=AgF83&amp;trk=eml-confirm">Reset password</a>'
         ),
     ),
-    "password-reset link is never a verification link, even with 'confirm' in trk",
-    **trusted(None, None),
+    "password reset from the security sender is not verification mail, even with 'confirm' in trk",
+    **not_verification("subject is not a verification subject"),
 )
 
 # ---------------------------------------------------------------- spoofs
@@ -637,7 +649,7 @@ case(
     )
     + _SPOOF_BODY,
     "a passing header forged below the receiving server's failing one proves nothing",
-    **untrusted("dkim_dmarc_not_pass: dkim=none, spf=softfail, dmarc=fail", SECURITY_ADDR),
+    **untrusted("dmarc_not_pass: dmarc=fail for linkedin.com", SECURITY_ADDR),
 )
 case(
     "spoof_no_authentication_results",
@@ -654,7 +666,7 @@ case(
     )
     + _SPOOF_BODY,
     "DKIM passes for a bulk sender's domain, not aligned with linkedin.com; DMARC fails",
-    **untrusted("dkim_dmarc_not_pass: dkim=pass, spf=pass, dmarc=fail", SECURITY_ADDR),
+    **untrusted("dmarc_not_pass: dmarc=fail for linkedin.com", SECURITY_ADDR),
 )
 case(
     "spoof_dkim_suffix_signer",
@@ -725,6 +737,315 @@ case(
     ),
     "even a signed mail from a linkedin.com colleague is not evidence when it is a forward",
     **untrusted("forwarded: subject prefix from linkedin.com", SECURITY_ADDR),
+)
+
+# ------------------------------------------ languages and layouts (issue 12)
+# (name, subject, plain text, code, the quirk it pins). Every one comes from the
+# security sender; the HTML part repeats the text, one paragraph per line.
+LANGUAGES = [
+    (
+        "en_signin_pin_real_phrases",
+        "Ana, here's your PIN",
+        "Hi Ana,\nPlease use this verification code to complete your sign in: 528104\n"
+        "If you didn't try to sign in, change your password.",
+        "528104",
+        "en: the real sign-in phrases; the subject has no code, the body's code line does",
+    ),
+    (
+        "en_confirm_your_pin_is_subject",
+        "Ana, your pin is 730215. Please confirm your email address.",
+        "Please confirm your email address to finish setting up your account.",
+        "730215",
+        "en: the real e-mail confirmation subject carries the PIN",
+    ),
+    (
+        "pt_br_keyword_then_digits",
+        "Aqui está seu código de verificação 482913",
+        "Olá Ana,\nUse seu código de verificação 482913 para concluir o login.\n"
+        "Este código expira em 15 minutos.",
+        "482913",
+        "pt-BR: keyword then digits, no colon, in the subject and inline in the body",
+    ),
+    (
+        "pt_pt_code_alone",
+        "O seu código de verificação do LinkedIn",
+        "Olá Ana,\nIntroduza este código de verificação para iniciar sessão:\n\n615230\n\n"
+        "O código expira dentro de 15 minutos.",
+        "615230",
+        "pt-PT: the code alone on its line below the keyword",
+    ),
+    (
+        "es_keyword_then_digits",
+        "Tu código de verificación 207781",
+        "Hola Ana:\nIntroduce el código de verificación 207781 para completar el inicio de sesión.",
+        "207781",
+        "es: keyword then digits without punctuation",
+    ),
+    (
+        "fr_keyword_then_digits",
+        "Votre code de vérification 903412",
+        "Bonjour Ana,\nSaisissez le code de vérification 903412 pour vous connecter.",
+        "903412",
+        "fr: keyword then digits without punctuation",
+    ),
+    (
+        "it_keyword_then_digits",
+        "Il tuo codice di verifica 118306",
+        "Ciao Ana,\ninserisci il codice di verifica 118306 per completare l'accesso.",
+        "118306",
+        "it: keyword then digits without punctuation",
+    ),
+    (
+        "de_digits_then_keyword",
+        "420917 ist Ihr Bestätigungscode",
+        "Hallo Ana,\n420917 ist Ihr Bestätigungscode für die Anmeldung.",
+        "420917",
+        "de: digits then keyword",
+    ),
+    (
+        "nl_code_alone",
+        "Je LinkedIn-verificatiecode",
+        "Hallo Ana,\nGebruik deze verificatiecode om je aanmelding te voltooien:\n\n551908\n",
+        "551908",
+        "nl: compound keyword, the code alone on its line",
+    ),
+    (
+        "sv_digits_then_keyword",
+        "Din verifieringskod för LinkedIn",
+        "Hej Ana,\n774201 är din verifieringskod. Koden upphör att gälla om 15 minuter.",
+        "774201",
+        "sv: digits then keyword with the verb 'är'",
+    ),
+    (
+        "da_keyword_colon",
+        "Din bekræftelseskode til LinkedIn",
+        "Hej Ana,\nDin bekræftelseskode er: 390662\nKoden udløber om 15 minutter.",
+        "390662",
+        "da: 'kode er:' lead-in",
+    ),
+    (
+        "nb_code_alone",
+        "Bekreftelseskoden din for LinkedIn",
+        "Hei Ana,\nBruk denne bekreftelseskoden for å fullføre påloggingen:\n\n268140\n",
+        "268140",
+        "nb: the code alone on its line",
+    ),
+    (
+        "pl_keyword_to_digits",
+        "Twój kod weryfikacyjny LinkedIn",
+        "Cześć Ana,\nTwój kod weryfikacyjny to 845017. Kod wygaśnie za 15 minut.",
+        "845017",
+        "pl: 'kod weryfikacyjny to N'",
+    ),
+    (
+        "tr_digits_then_keyword",
+        "LinkedIn doğrulama kodunuz",
+        "Merhaba Ana,\n615904 doğrulama kodunuzdur. Kod 15 dakika içinde geçerliliğini yitirir.",
+        "615904",
+        "tr: digits then keyword (suffixed 'kodunuzdur')",
+    ),
+    (
+        "ja_full_width_digits",
+        "LinkedIn の確認コード",
+        "Ana 様\nサインインを完了するには、次の確認コードを入力してください：\n\n４８２９１３\n",
+        "482913",
+        "ja: full-width digits alone on their line after a full-width colon",
+    ),
+    (
+        "ja_inline_particle",
+        "確認コードは 907316 です",
+        "確認コードは907316です。15分間有効です。",
+        "907316",
+        "ja: keyword, particle, digits with no space (CJK does not glue to digits)",
+    ),
+    (
+        "zh_keyword_verb",
+        "您的 LinkedIn 验证码",
+        "您好 Ana，\n您的验证码为 330871，15 分钟内有效。",
+        "330871",
+        "zh: '验证码为 N' (verb lead-in)",
+    ),
+    (
+        "zh_tw_full_width",
+        "您的 LinkedIn 驗證碼",
+        "Ana 您好：\n您的驗證碼：１９０２４６\n",
+        "190246",
+        "zh-TW: full-width digits after a full-width colon",
+    ),
+    (
+        "ko_digits_then_keyword",
+        "LinkedIn 인증 코드",
+        "안녕하세요 Ana님,\n582037은 LinkedIn 인증 코드입니다. 15분 후에 만료됩니다.",
+        "582037",
+        "ko: digits then keyword with a Hangul particle glued to the digits",
+    ),
+]
+for _name, _subject, _text, _code, _quirk in LANGUAGES:
+    _html = html_page("".join(f"<p>{line}</p>" for line in _text.split("\n") if line))
+    case(
+        _name,
+        headers(f"=?UTF-8?B?{base64.b64encode(_subject.encode()).decode()}?=")
+        + alternative(f"{_text}\n\n{FOOTER_TEXT}", _html),
+        _quirk,
+        **trusted(_code, subject=_subject),
+    )
+
+# ------------------------------ only LinkedIn's verification mail (issue 12)
+_MEMBER_MESSAGE = (
+    "Bruno Lima sent you a message:\n\n"
+    "Hi Ana! Your verification code: 661204. Please enter it on the job post.\n\n"
+    f"View message: https://www.linkedin.com/comm/messaging/thread/2-YTk3/\n\n{FOOTER_TEXT}"
+)
+case(
+    "member_message_with_code",
+    headers(
+        "Bruno just messaged you: your verification code 661204",
+        sender="Bruno Lima via LinkedIn <messages-noreply@linkedin.com>",
+        extra="X-LinkedIn-Class: MBR-TO-MBR\r\nX-LinkedIn-Template: email_type_messaging_digest\r\n",
+    )
+    + part("text/plain", _MEMBER_MESSAGE),
+    "a member's message carrying a code, signed by LinkedIn (DKIM and DMARC pass): never read",
+    **not_verification(
+        "sender messages-noreply@linkedin.com (member messages) never sends codes",
+        sender="messages-noreply@linkedin.com",
+    ),
+)
+case(
+    "member_inmail_subject_code",
+    headers(
+        "Your verification code is 551920",
+        sender="Recruiter via LinkedIn <inmail-hit-reply@linkedin.com>",
+        extra="X-LinkedIn-Class: INMAIL\r\n",
+    )
+    + part("text/plain", "Your verification code is 551920.\n"),
+    "InMail: the member wrote the subject too",
+    **not_verification(
+        "sender inmail-hit-reply@linkedin.com (InMail) never sends codes",
+        sender="inmail-hit-reply@linkedin.com",
+    ),
+)
+case(
+    "member_invitation_headline_code",
+    headers(
+        "Ana, please add me to your LinkedIn network",
+        sender="Bruno Lima <invitations@linkedin.com>",
+        extra="X-LinkedIn-Class: INVITE-GUEST\r\n",
+    )
+    + part("text/plain", "Bruno Lima\nYour verification code: 804417 | Growth hacker\n"),
+    "invitation: the headline is member-written",
+    **not_verification(
+        "sender invitations@linkedin.com (invitations) never sends codes",
+        sender="invitations@linkedin.com",
+    ),
+)
+case(
+    "newsletter_hiring_code_title",
+    headers(
+        "The Hiring Code: 250000 job posts later",
+        sender="LinkedIn News <newsletters-noreply@linkedin.com>",
+    )
+    + part("text/plain", "The Hiring Code: 250000 job posts later\nRead the edition.\n"),
+    "a genuine newsletter whose title has a code word and six digits",
+    **not_verification("sender newsletters-noreply@linkedin.com (newsletters) never sends codes"),
+)
+case(
+    "security_sender_member_template_header",
+    headers(
+        "Your verification code 300118",
+        extra="X-LinkedIn-Template: email_type_messaging_digest\r\n",
+    )
+    + part("text/plain", "Your verification code: 300118\n"),
+    "the security sender with a member-channel template header is still refused",
+    **not_verification("template email_type_messaging_digest"),
+)
+case(
+    "security_sender_member_class_header",
+    headers("Your verification code 300119", extra="X-LinkedIn-Class: INMAIL\r\n")
+    + part("text/plain", "Your verification code: 300119\n"),
+    "the security sender with a member-channel class header is still refused",
+    **not_verification("class INMAIL"),
+)
+case(
+    "security_template_headers_allowed",
+    headers(
+        "Your verification code",
+        extra="X-LinkedIn-Class: EMAIL-DEFAULT\r\n"
+        "X-LinkedIn-Template: email_security_verification_pin_01\r\n",
+    )
+    + part("text/plain", "Please use this verification code to complete your sign in: 448120\n"),
+    "allowlisted class and template headers are read",
+    **trusted("448120"),
+)
+case(
+    "hiring_sender_other_mail",
+    headers(
+        "Your job has 25 new applicants 771204",
+        sender="LinkedIn <hiring-noreply@linkedin.com>",
+    )
+    + part("text/plain", "Your job post has new applicants. Code: 771204\n"),
+    "the hiring sender's mail other than the e-mail verification is not read",
+    **not_verification("subject is not a verification subject"),
+)
+case(
+    "repeated_subject_header",
+    headers("Your verification code 111111", extra="Subject: Your verification code 222222\r\n")
+    + part("text/plain", "Your verification code: 222222\n"),
+    "two Subject headers: DKIM may cover one while the reader sees the other",
+    **untrusted("repeated_header: 2 Subject headers", SECURITY_ADDR),
+)
+case(
+    "repeated_message_id_header",
+    headers("Your verification code", extra="Message-ID: <other@evil.example>\r\n")
+    + part("text/plain", "Your verification code: 222223\n"),
+    "two Message-ID headers",
+    **untrusted("repeated_header: 2 Message-ID headers", SECURITY_ADDR),
+)
+_HTML_ONLY_LINK = CONFIRM.replace("&", "&amp;")
+case(
+    "en_confirm_long_text_link_in_html",
+    headers("Please confirm your email address")
+    + alternative(
+        "Confirm your email address to finish setting up your account.\n"
+        + "Here is why this matters and what happens next. " * 20
+        + "\nUse the button in this email to confirm.\n\n"
+        + FOOTER_TEXT,
+        html_page(f'<a href="{_HTML_ONLY_LINK}">Confirm your email</a>'),
+    ),
+    "a long text part without the link: the link is read from the HTML part",
+    **trusted(None, CONFIRM),
+)
+_TRACKED = (
+    "https://www.linkedin.com/e/v2?e=3f9k1-lx2&lipi=urn%3Ali%3Apage%3Aemail_confirm%3BAbC%2Fd%3D"
+    "&a=psettings-email-confirm&midToken=AQF8&ek=email_confirm_01"
+)
+case(
+    "en_confirm_tracking_redirect",
+    headers("Please confirm your email address")
+    + part("text/html", html_page(f'<a href="{_TRACKED.replace("&", "&amp;")}">Confirm</a>')),
+    "the /e/v2 tracking redirect whose action is the e-mail confirmation",
+    **trusted(None, _TRACKED),
+)
+_EVIL_LINKS = [
+    "https://evil.example\\@www.linkedin.com/psettings/email/confirm?id=1",
+    "https://www.linkedin.com/psettings/email/confirm/../../redir/redirect?url=https://evil.example",
+    "https://www.linkedin.com/psettings/email/confirm/%2e%2e/%2e%2e/redir/redirect?url=x",
+    "https://www.linkedin.com/psettings/email/confirm;jsessionid=1",
+    "https://www.linkedin.com:8443/psettings/email/confirm?id=1",
+    "https://user@www.linkedin.com/psettings/email/confirm?id=1",
+    "http://www.linkedin.com/psettings/email/confirm?id=1",
+    "https://www.linkedin.com/e/v2?a=checkpoint-password-reset&e=1&x=confirm",
+    "https://www.linkedin.com/e/v2?a=psettings-email-confirm&a=redirect&e=1",
+]
+case(
+    "hostile_confirm_links",
+    headers("Please confirm your email address")
+    + part(
+        "text/html",
+        html_page("".join(f'<a href="{u.replace("&", "&amp;")}">Confirm</a>' for u in _EVIL_LINKS)),
+    ),
+    "backslash, dot segments (raw and encoded), ';' params, ports, userinfo, http and other "
+    "redirect actions: no link",
+    **trusted(None, None),
 )
 
 # ---------------------------------------------------------------- hostile
