@@ -739,7 +739,13 @@ case(
     **untrusted("forwarded: subject prefix from linkedin.com", SECURITY_ADDR),
 )
 
+
 # ------------------------------------------ languages and layouts (issue 12)
+def wide(digits: str) -> str:
+    """Full-width digits (U+FF10..U+FF19), as Japanese and Chinese mail may write a code."""
+    return "".join(chr(0xFF10 + int(d)) for d in digits)
+
+
 # (name, subject, plain text, code, the quirk it pins). Every one comes from the
 # security sender; the HTML part repeats the text, one paragraph per line.
 LANGUAGES = [
@@ -847,7 +853,8 @@ LANGUAGES = [
     (
         "ja_full_width_digits",
         "LinkedIn の確認コード",
-        "Ana 様\nサインインを完了するには、次の確認コードを入力してください：\n\n４８２９１３\n",
+        "Ana 様\nサインインを完了するには、次の確認コードを入力してください\uff1a\n\n"
+        f"{wide('482913')}\n",
         "482913",
         "ja: full-width digits alone on their line after a full-width colon",
     ),
@@ -861,14 +868,14 @@ LANGUAGES = [
     (
         "zh_keyword_verb",
         "您的 LinkedIn 验证码",
-        "您好 Ana，\n您的验证码为 330871，15 分钟内有效。",
+        "您好 Ana\uff0c\n您的验证码为 330871\uff0c15 分钟内有效。",
         "330871",
         "zh: '验证码为 N' (verb lead-in)",
     ),
     (
         "zh_tw_full_width",
         "您的 LinkedIn 驗證碼",
-        "Ana 您好：\n您的驗證碼：１９０２４６\n",
+        f"Ana 您好\uff1a\n您的驗證碼\uff1a{wide('190246')}\n",
         "190246",
         "zh-TW: full-width digits after a full-width colon",
     ),
@@ -901,7 +908,8 @@ case(
     headers(
         "Bruno just messaged you: your verification code 661204",
         sender="Bruno Lima via LinkedIn <messages-noreply@linkedin.com>",
-        extra="X-LinkedIn-Class: MBR-TO-MBR\r\nX-LinkedIn-Template: email_type_messaging_digest\r\n",
+        extra="X-LinkedIn-Class: MBR-TO-MBR\r\n"
+        "X-LinkedIn-Template: email_type_messaging_digest\r\n",
     )
     + part("text/plain", _MEMBER_MESSAGE),
     "a member's message carrying a code, signed by LinkedIn (DKIM and DMARC pass): never read",
