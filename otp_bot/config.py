@@ -167,6 +167,9 @@ class Settings(ControlSettings):
     imap_idle_interval: Seconds = 480
     # Polling period when the server lacks IDLE.
     imap_poll_interval: Seconds = 20
+    # While a draft waits for a code, the folder is probed this often, whatever
+    # the server's IDLE does (some announce new mail only every 60 s).
+    imap_probe_interval: Seconds = 5
     # On the very first start, mail received this long ago is still looked at.
     imap_lookback: Seconds = 3600
     # Larger messages are read only up to this size (LinkedIn mails are ~50 kB).

@@ -1,4 +1,4 @@
-"""Shared fixtures: a private Dovecot per test that needs one."""
+"""Shared fixtures: a private Dovecot (or another IMAP server) per test that needs one."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ from collections.abc import Iterator
 import pytest
 
 from tests import dovecot as dc
+from tests import imap_servers
+
+# Every server the mailbox tests that matter run against (``imap_server``).
+SERVERS = ("dovecot", "pymap")
 
 
 @pytest.fixture
@@ -27,6 +31,24 @@ def dovecot_tls() -> Iterator[dc.Dovecot]:
     if not dc.available():
         pytest.fail("dovecot is not installed: run `make test`, which installs it")
     server = dc.Dovecot(tls=True).start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+def new_server(name: str) -> dc.Dovecot | imap_servers.Pymap:
+    if name == "dovecot":
+        if not dc.available():
+            pytest.fail("dovecot is not installed: run `make test`, which installs it")
+        return dc.Dovecot()
+    return imap_servers.Pymap()
+
+
+@pytest.fixture(params=SERVERS)
+def imap_server(request: pytest.FixtureRequest) -> Iterator[dc.Dovecot | imap_servers.Pymap]:
+    """Each real IMAP server in turn, running on a free loopback port, removed afterwards."""
+    server = new_server(request.param).start()
     try:
         yield server
     finally:

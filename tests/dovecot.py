@@ -78,6 +78,8 @@ class Certificates:
 class Dovecot:
     """One private Dovecot instance. ``start()``, then use ``host``/``port``."""
 
+    name = "dovecot"
+    used_folder = "otp-bot.used"  # Maildir++: "." delimiter, no personal prefix
     users: tuple[str, ...] = ("bot@example.test",)
     tls: bool = False  # also listen for implicit TLS on ``tls_port``
     idle: bool = True  # advertise IDLE

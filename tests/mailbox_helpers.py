@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from otp_bot.config import Settings
-from otp_bot.imap.watcher import IncomingMail, MailboxWatcher
+from otp_bot.imap.watcher import IncomingMail, MailboxWatcher, WatcherLinks
 from otp_bot.store.db import Store
 from tests.dovecot import Dovecot
 
@@ -20,7 +20,7 @@ from tests.dovecot import Dovecot
 DELIVERY_TIMEOUT = 20.0
 
 
-def settings_for(server: Dovecot, state_dir: Path, **overrides: Any) -> Settings:
+def settings_for(server: Dovecot | Any, state_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "account_id": "acct-test",
         "api_key": "test-api-key",
@@ -80,11 +80,15 @@ class Recorder:
 
 @asynccontextmanager
 async def running(
-    settings: Settings, recorder: Recorder, *, wait_watching: bool = True
+    settings: Settings,
+    recorder: Recorder,
+    *,
+    wait_watching: bool = True,
+    links: WatcherLinks | None = None,
 ) -> AsyncIterator[MailboxWatcher]:
     """A watcher running in a task; stopped (and checked to stop) on exit."""
     store = Store(settings.state_db)
-    watcher = MailboxWatcher(settings, store, recorder)
+    watcher = MailboxWatcher(settings, store, recorder, links=links)
     stop = asyncio.Event()
     task = asyncio.create_task(watcher.run(stop))
     try:

@@ -201,10 +201,11 @@ def test_check_passes_for_a_working_account(account: Account) -> None:
     result = otp_bot("check", "--env-file", account.env_file)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert [line.split()[0:2] for line in lines] == [["config", "ok:"], ["mailbox", "ok:"],
-                                                     ["api", "ok:"]]  # fmt: skip
+    assert [line.split()[0] for line in lines] == ["config", "mailbox", "server", "api"]
+    assert [line.split()[1] for line in lines if line.split()[0] != "server"] == ["ok:"] * 3
     assert "IDLE supported" in lines[1]
-    assert "reachable" in lines[2]
+    assert "MOVE yes, UIDPLUS yes" in lines[2]
+    assert "reachable" in lines[3]
 
 
 def test_check_reports_a_refused_login(stack: Stack) -> None:

@@ -12,7 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from otp_bot.errors import MailboxAuthError, MailboxError
-from otp_bot.imap.watcher import check_mailbox
+from otp_bot.imap.probe import check_mailbox
 from tests.dovecot import Dovecot
 from tests.mailbox_helpers import Recorder, linkedin_message, running, settings_for, until
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from otp_bot.imap.reading import header_fields, is_candidate
-from otp_bot.imap.wire import internal_date, list_delimiter, parse, uid_set
+from otp_bot.imap.server import list_delimiter
+from otp_bot.imap.wire import internal_date, parse, uid_set
 
 
 def test_parse_fetch_with_literals_and_unsolicited_lines() -> None:

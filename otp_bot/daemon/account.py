@@ -19,11 +19,11 @@ import structlog
 from otp_bot.config import Settings
 from otp_bot.daemon.metrics import Metrics, count_states
 from otp_bot.errors import ApiError, ExpiredLink, InvalidSolution
-from otp_bot.imap.watcher import IncomingMail, MailboxWatcher
+from otp_bot.imap.watcher import IncomingMail, MailboxWatcher, WatcherLinks
 from otp_bot.mail.extract import Evidence
 from otp_bot.postpress.client import PostpressClient
 from otp_bot.postpress.wire import Answer, Published
-from otp_bot.solve.drafts import Draft
+from otp_bot.solve.drafts import Draft, State
 from otp_bot.solve.worker import AccountWorker
 from otp_bot.store.db import Store
 
@@ -88,7 +88,12 @@ class Account:
         self.worker = AccountWorker(settings, store, self.client)
         self.worker.on_change = self._on_change
         self._counts: Mapping[str, int] | None = None  # drafts per state, until a change
-        self.watcher = MailboxWatcher(settings, store, self._on_mail)
+        links = WatcherLinks(
+            awaiting_code=self._awaiting_code,
+            mail_lag=partial(metrics.mail_lag, settings.account_id),
+            after_use_failed=partial(metrics.after_use_failure, settings.account_id),
+        )
+        self.watcher = MailboxWatcher(settings, store, self._on_mail, links=links)
         self.worker.mailbox = self.watcher
 
     @property
@@ -132,8 +137,13 @@ class Account:
         self._counts = None
         return draft.to_dict()
 
-    def _on_change(self, _draft: Draft) -> None:
+    def _on_change(self, draft: Draft) -> None:
         self._counts = None
+        if draft.state is State.AWAITING_CODE:
+            self.watcher.nudge()  # from a long IDLE to probing every few seconds
+
+    def _awaiting_code(self) -> bool:
+        return self.counts().get(State.AWAITING_CODE.value, 0) > 0
 
     def counts(self) -> Mapping[str, int]:
         """Drafts per state; read from the store only after a change (cheap to ask often)."""

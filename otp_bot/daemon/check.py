@@ -3,7 +3,9 @@
 Three steps, each one line of output, stopping at the first failure:
 
 1. the configuration loads (done by the caller: a failure there exits 2);
-2. IMAP: log in, select the folder, report IDLE support and the folder size;
+2. IMAP: log in, select the folder, report IDLE support, the folder size,
+   MOVE/UIDPLUS, the namespace and where used mail would go (no side effect);
+   a ``move``/``delete`` the server cannot do to one message alone fails;
 3. the API host: a TCP connection and, for https, a verified TLS handshake.
    No API request is sent: a check must not publish anything or spend quota.
 """
@@ -13,10 +15,14 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from otp_bot.config import Settings
+from otp_bot.config import MailAction, Settings
 from otp_bot.errors import MailboxAuthError, MailboxError
+
+if TYPE_CHECKING:
+    from otp_bot.imap.probe import MailboxReport
 
 # A reachability probe, not a request: a few seconds tell enough.
 CONNECT_TIMEOUT = 10.0
@@ -31,7 +37,7 @@ async def check(settings: Settings, say: Callable[[str], None]) -> bool:
 
 
 async def _mailbox(settings: Settings, say: Callable[[str], None]) -> bool:
-    from otp_bot.imap.watcher import check_mailbox
+    from otp_bot.imap.probe import check_mailbox
 
     where = f"{settings.imap_host}:{settings.imap_port} ({settings.imap_security.value})"
     try:
@@ -47,7 +53,35 @@ async def _mailbox(settings: Settings, say: Callable[[str], None]) -> bool:
         f"mailbox  ok: {where}, folder {settings.imap_folder}: {report.messages} messages, "
         f"UIDVALIDITY {report.uidvalidity}, {idle}"
     )
+    return _server_report(settings, report, say)
+
+
+def _server_report(settings: Settings, report: MailboxReport, say: Callable[[str], None]) -> bool:
+    """The server's features as they matter for the after-use action and for waiting."""
+    delimiter = report.namespace.delimiter or "none"
+    say(
+        f"server   MOVE {_yes(report.move)}, UIDPLUS {_yes(report.uidplus)}, personal "
+        f'namespace "{report.namespace.prefix}" (delimiter {delimiter}); new mail is probed '
+        f"every {settings.imap_probe_interval:g} s while a code is awaited (how late the "
+        "server announces mail shows as mailbox_idle_lag once mail arrives)"
+    )
+    wanted = settings.mail_after_use
+    if report.after_use is not wanted:
+        need = "UIDPLUS" if wanted is MailAction.DELETE else "MOVE or UIDPLUS"
+        say(
+            f"mailbox  FAILED: OTP_BOT_MAIL_AFTER_USE={wanted} needs {need}, which the server "
+            "does not announce after login; the bot would only mark used mail seen: "
+            "set OTP_BOT_MAIL_AFTER_USE=seen"
+        )
+        return False
+    if report.move_folder is not None:
+        state = "exists" if report.move_folder_exists else "will be created at the first move"
+        say(f"mailbox  used mail moves to {report.move_folder!r} ({state})")
     return True
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
 
 
 async def _api_host(settings: Settings, say: Callable[[str], None]) -> bool:

@@ -12,6 +12,8 @@ and tests build as many as they like.
     otp_bot_email_to_submit_seconds{account}             mail seen -> input submitted
     otp_bot_mailbox_last_progress_timestamp{account}     Unix time of the last loop progress
     otp_bot_account_up{account}                          1 healthy, 0 not
+    otp_bot_mailbox_lag_seconds{account}                 mail arrival -> seen by the bot
+    otp_bot_mailbox_after_use_failures_total{account,action}  failed after-use attempts
 """
 
 from __future__ import annotations
@@ -80,6 +82,20 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.mailbox_lag = Histogram(
+            "otp_bot_mailbox_lag_seconds",
+            "Time from a new e-mail's arrival (INTERNALDATE) to the bot seeing it.",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.after_use_failures = Counter(
+            "otp_bot_mailbox_after_use_failures",
+            "After-use actions (seen, move, delete) that failed and will be tried again.",
+            [*labels, "action"],
+            registry=self.registry,
+        )
+
     def email(self, account: str, result: str) -> None:
         self.emails.labels(account=account, result=result).inc()
 
@@ -91,6 +107,12 @@ class Metrics:
 
     def latency(self, account: str, seconds: float) -> None:
         self.email_to_submit.labels(account=account).observe(max(0.0, seconds))
+
+    def mail_lag(self, account: str, seconds: float) -> None:
+        self.mailbox_lag.labels(account=account).observe(max(0.0, seconds))
+
+    def after_use_failure(self, account: str, action: str) -> None:
+        self.after_use_failures.labels(account=account, action=action).inc()
 
     def set_drafts(self, account: str, counts: Mapping[str, int]) -> None:
         for state, count in counts.items():

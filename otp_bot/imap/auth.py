@@ -20,6 +20,7 @@ from pathlib import Path
 import structlog
 
 from otp_bot import logs
+from otp_bot.config import Settings
 from otp_bot.errors import MailboxAuthError
 
 log = structlog.get_logger(__name__)
@@ -108,3 +109,8 @@ def xoauth2_responder(user: str, token: str) -> Callable[[bytes], bytes]:
         return answers.pop() if answers else b""
 
     return respond
+
+
+def tokens_for(settings: Settings) -> TokenSource | None:
+    command = settings.imap_oauth2_token_command
+    return TokenSource(command, settings.imap_oauth2_token_lifetime) if command else None

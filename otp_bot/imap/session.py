@@ -18,9 +18,12 @@ from imap_tools import BaseMailBox
 
 from otp_bot.config import MailAction, Settings
 from otp_bot.errors import MailboxError
+from otp_bot.imap import actions
+from otp_bot.imap import server as info
 from otp_bot.imap import wire as fetch
 from otp_bot.imap.auth import TokenSource
 from otp_bot.imap.login import connect, login
+from otp_bot.imap.server import Namespace, ServerInfo
 from otp_bot.imap.wire import LIBRARY_ERRORS, translated
 
 # LOGOUT on shutdown gets this long; the 2-second stop budget includes it.
@@ -32,8 +35,11 @@ class FolderState:
     uidvalidity: int
     uidnext: int  # 0 when the server did not say
     exists: int
-    idle: bool
-    uidplus: bool
+    server: ServerInfo  # read after this login
+
+    @property
+    def idle(self) -> bool:
+        return self.server.idle
 
 
 class Session:
@@ -51,11 +57,29 @@ class Session:
     def open(self) -> FolderState:
         self._box = connect(self._settings)
         login(self._box, self._settings, self._tokens)
+        with translated("capabilities"):
+            server = self._learn()
         with translated("select"):
-            self.folder = self._select()
+            self.folder = self._select(server)
         return self.folder
 
-    def _select(self) -> FolderState:
+    def _learn(self) -> ServerInfo:
+        """Capabilities and namespace as they are after login (imaplib's list is pre-login)."""
+        client = self.client
+        typ, data = client.capability()
+        if typ != "OK":
+            raise MailboxError(f"CAPABILITY refused: {data!r}")
+        names = info.capabilities(data)
+        namespace = None
+        if "NAMESPACE" in names:
+            typ, data = client.namespace()
+            namespace = info.personal_namespace(data) if typ == "OK" else None
+        if namespace is None:  # no NAMESPACE: the root's delimiter, no prefix
+            typ, data = client.list('""', '""')
+            namespace = Namespace("", info.list_delimiter(data) if typ == "OK" else None)
+        return ServerInfo(names, namespace)
+
+    def _select(self, server: ServerInfo) -> FolderState:
         client, name = self.client, self._settings.imap_folder
         typ, data = client.select(fetch.quote(name))
         if typ != "OK":
@@ -64,14 +88,11 @@ class Session:
         uidvalidity = fetch.first_int(codes.get("UIDVALIDITY"))
         if uidvalidity is None:
             raise MailboxError("the server reported no UIDVALIDITY")
-        typ, caps = client.capability()
-        names = set((caps[-1] or b"").decode().upper().split()) if typ == "OK" else set()
         state = FolderState(
             uidvalidity=uidvalidity,
             uidnext=fetch.first_int(codes.get("UIDNEXT")) or 0,
             exists=fetch.first_int(data) or 0,
-            idle="IDLE" in names,
-            uidplus="UIDPLUS" in names,
+            server=server,
         )
         codes.clear()
         return state
@@ -193,31 +214,16 @@ class Session:
 
     # --- acting on used mail --------------------------------------------------
 
-    def apply(self, uidvalidity: int, uid: int, action: MailAction, target: str) -> bool:
-        """Mark, move or delete one message; False when it belongs to an older UIDVALIDITY."""
+    def apply(
+        self, uidvalidity: int, uid: int, action: MailAction, target: str
+    ) -> MailAction | None:
+        """Mark, move or delete one message: what was done (None: an older UIDVALIDITY)."""
         if uidvalidity != self.state.uidvalidity:
-            return False
+            return None
+        server = self.state.server
+        folder = info.folder_name(target, server.namespace)
         with translated(f"after use ({action})"):
-            client, box = self.client, self.box
-            if action is MailAction.SEEN:
-                fetch.check(client.uid("STORE", str(uid), "+FLAGS.SILENT", r"(\Seen)"))
-            elif action is MailAction.MOVE:
-                folder = self._server_name(target)
-                if not box.folder.exists(folder):
-                    box.folder.create(folder)
-                box.move(str(uid), folder)
-            elif action is MailAction.DELETE:
-                fetch.check(client.uid("STORE", str(uid), "+FLAGS.SILENT", r"(\Deleted)"))
-                # UID EXPUNGE removes only this message, not others marked \Deleted.
-                uidplus = self.state.uidplus
-                fetch.check(client.uid("EXPUNGE", str(uid)) if uidplus else client.expunge())
-        return True
-
-    def _server_name(self, folder: str) -> str:
-        """``a/b`` with the server's hierarchy delimiter (Dovecot's Maildir++ uses ".")."""
-        typ, data = self.client.list('""', '""')
-        delimiter = fetch.list_delimiter(data) if typ == "OK" else None
-        return folder.replace("/", delimiter) if delimiter else folder
+            return actions.apply(self.client, server, uid, action, folder)
 
     # --- closing --------------------------------------------------------------
 

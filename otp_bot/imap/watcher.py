@@ -5,6 +5,14 @@
                +---- backoff with jitter <-- MailboxError --+
                      auth_failed (loud, slow retry) <-- MailboxAuthError
 
+A wait lasts OTP_BOT_IMAP_IDLE_INTERVAL (or the poll interval), but only
+OTP_BOT_IMAP_PROBE_INTERVAL while a draft of the account waits for a code
+(``WatcherLinks.awaiting_code``): some servers accept IDLE and announce new
+mail a minute late, so the folder is probed (NOOP + UID SEARCH) every few
+seconds then. The lag from a message's arrival to the bot seeing it is
+measured for mail found while watching. The backoff resets once a connection
+got through its catch-up.
+
 Blocking imap-tools calls run in one dedicated thread per watcher
 (``otp_bot.imap.session.Session``); this module keeps the state machine, the
 watermark and the handoff on the asyncio side. The watermark advances only
@@ -18,25 +26,28 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
 
 from otp_bot.config import MailAction, Settings
 from otp_bot.errors import MailboxAuthError, MailboxError
-from otp_bot.imap.auth import TokenSource
+from otp_bot.imap.actions import effective
+from otp_bot.imap.auth import tokens_for
 from otp_bot.imap.handoff import Handoff, MailHandler
-from otp_bot.imap.reading import IncomingMail, fetch_new, window_start
-from otp_bot.imap.session import Session
+from otp_bot.imap.probe import MailboxReport, check_mailbox
+from otp_bot.imap.reading import Fetched, IncomingMail, fetch_new, window_start
+from otp_bot.imap.session import FolderState
 from otp_bot.imap.thread import ImapThread
+from otp_bot.imap.used import UsedMailQueue, retry_delay
 from otp_bot.store.db import Store, Watermark
 
 log = structlog.get_logger(__name__)
 
-# First reconnect delay; doubles per failed attempt up to imap_backoff_max.
+# First reconnect delay; doubles per failed attempt up to imap_backoff_max. A
+# connection that got as far as a catch-up resets it.
 BACKOFF_BASE = 0.5
-# A connection that lived this long resets the backoff to its base.
-STABLE_AFTER = 60.0
 # After stop is set, a thread still blocked in a socket call gets its socket
 # shut down after this long (run() must return within 2 s).
 STOP_ABORT_AFTER = 1.0
@@ -45,18 +56,42 @@ CHUNK = 100
 # After the handler failed, the message is tried again this soon at the latest
 # (instead of at the next mail or IDLE renewal).
 HANDLER_RETRY = 30.0
+# New mail seen this long after its arrival (INTERNALDATE) means the server's
+# notifications are slow: mailbox_idle_lag, at most once per LAG_WARN_EVERY.
+LAG_WARN = 30.0
+LAG_WARN_EVERY = 600.0
 # Message-IDs are kept this long (at least twice the look-back window) for the
 # dedup of a UIDVALIDITY rescan, which never looks further back than that.
 SEEN_RETENTION = 30 * 86400.0
 
-__all__ = ["IncomingMail", "MailboxReport", "MailboxWatcher", "check_mailbox"]
+__all__ = [
+    "IncomingMail",
+    "MailHandler",
+    "MailboxReport",
+    "MailboxWatcher",
+    "WatcherLinks",
+    "check_mailbox",
+]
+
+
+def _never() -> bool:
+    return False
+
+
+def _ignore(_value: object) -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
-class MailboxReport:
-    idle_supported: bool
-    uidvalidity: int
-    messages: int
+class WatcherLinks:
+    """What the watcher asks of, and tells, the rest of its account."""
+
+    # True while a draft of the account waits for a code: probe the folder often.
+    awaiting_code: Callable[[], bool] = _never
+    # Seconds from a new message's arrival (INTERNALDATE) to the bot seeing it.
+    mail_lag: Callable[[float], None] = _ignore
+    # An after-use action failed (its name); it will be tried again.
+    after_use_failed: Callable[[str], None] = _ignore
 
 
 def backoff_delay(attempt: int, ceiling: float) -> float:
@@ -66,7 +101,14 @@ def backoff_delay(attempt: int, ceiling: float) -> float:
 
 
 class MailboxWatcher:
-    def __init__(self, settings: Settings, store: Store, handler: MailHandler) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        handler: MailHandler,
+        *,
+        links: WatcherLinks | None = None,
+    ) -> None:
         self.watching = asyncio.Event()
         self.last_progress = time.monotonic()
         self.state = "stopped"
@@ -76,10 +118,17 @@ class MailboxWatcher:
         self._handoff = Handoff(
             store, settings.account_id, settings.imap_folder, handler, self._log
         )
-        self._imap = ImapThread(settings, _tokens(settings))
-        self._deferred: list[IncomingMail] = []  # after_use() while disconnected
+        self._imap = ImapThread(settings, tokens_for(settings))
+        self._links = links or WatcherLinks()
+        self._used = UsedMailQueue()  # after-use actions deferred or to be retried
         self._behind = False  # the handler failed: retry soon
+        self._caught_up = False  # this connection got through its catch-up
+        self._lag_warned = -LAG_WARN_EVERY  # monotonic time of the last mailbox_idle_lag
         self._stop = asyncio.Event()
+
+    def nudge(self) -> None:
+        """A draft started waiting for a code: end a long IDLE now and start probing."""
+        self._imap.wake()
 
     # --- life -----------------------------------------------------------------
 
@@ -99,7 +148,7 @@ class MailboxWatcher:
     async def _reconnect_loop(self) -> None:
         attempt = 0
         while not self._stop.is_set():
-            started = time.monotonic()
+            self._caught_up = False
             try:
                 await self._connected_life()
             except MailboxAuthError as exc:
@@ -109,7 +158,7 @@ class MailboxWatcher:
                 await self._imap.close_session()
                 await self._sleep(retry)
             except MailboxError as exc:
-                attempt = 0 if time.monotonic() - started > STABLE_AFTER else attempt + 1
+                attempt = 0 if self._caught_up else attempt + 1
                 delay = backoff_delay(attempt, self._settings.imap_backoff_max)
                 self._set_state("backoff")
                 self._log.warning("mailbox_disconnected", error=str(exc), backoff=round(delay, 2))
@@ -126,26 +175,53 @@ class MailboxWatcher:
         self._log.info(
             "mailbox_connected",
             idle=folder.idle,
+            move=folder.server.move,
+            uidplus=folder.server.uidplus,
             uidvalidity=folder.uidvalidity,
             messages=folder.exists,
         )
+        self._warn_degraded(folder)
         await self._start_position(folder.uidvalidity)
-        count = await self._catch_up()
+        count = await self._catch_up(live=False)
         self._log.info("mailbox_catchup", count=count)
+        self._caught_up = True
         self._forget_old_message_ids()
         self._progress()
         self.watching.set()
         self._set_state("watching")
-        settings = self._settings
-        wait = settings.imap_idle_interval if folder.idle else settings.imap_poll_interval
         while not self._stop.is_set():
-            await self._apply_deferred()
-            timeout = min(wait, HANDLER_RETRY) if self._behind else wait
-            await self._imap.call(self._imap.require().wait, timeout)
+            await self._apply_due()
+            spoke = await self._imap.call(self._imap.require().wait, self._wait_for(folder))
             self._progress()
             if not self._stop.is_set():
-                await self._catch_up()
+                await self._catch_up(live=True, how=_seen_by(folder, spoke=spoke))
                 self._progress()
+
+    def _wait_for(self, folder: FolderState) -> float:
+        """How long the next IDLE (or poll) may last before the folder is probed."""
+        settings = self._settings
+        wait = settings.imap_idle_interval if folder.idle else settings.imap_poll_interval
+        if self._links.awaiting_code():
+            wait = min(wait, settings.imap_probe_interval)
+        if self._behind:
+            wait = min(wait, HANDLER_RETRY)
+        due = self._used.next_due()
+        if due is not None:
+            wait = min(wait, max(0.0, due - time.monotonic()))
+        return wait
+
+    def _warn_degraded(self, folder: FolderState) -> None:
+        wanted = self._settings.mail_after_use
+        if effective(wanted, folder.server) is wanted:
+            return
+        self._log.error(
+            "mailbox_after_use_degraded",
+            action=str(wanted),
+            done_instead="seen",
+            capabilities=" ".join(sorted(folder.server.capabilities)),
+            reason="the server announces neither MOVE nor UIDPLUS after login, so one message "
+            "cannot be removed without expunging other clients' deleted mail",
+        )
 
     # --- catching up ------------------------------------------------------------
 
@@ -162,8 +238,12 @@ class MailboxWatcher:
         self._log.info("mailbox_window_start", uidvalidity=uidvalidity, after_uid=start)
         self._store.set_watermark(account, folder, Watermark(uidvalidity, start))
 
-    async def _catch_up(self) -> int:
-        """Hand off everything above the watermark, in UID order."""
+    async def _catch_up(self, *, live: bool, how: str = "") -> int:
+        """Hand off everything above the watermark, in UID order.
+
+        ``live``: the watcher was watching, so this mail is new and its lag
+        (arrival to now) says how fast the server's notifications are.
+        """
         mark = self._store.watermark(self._settings.account_id, self._settings.imap_folder)
         if mark is None:
             raise MailboxError("no watermark after start-up")
@@ -174,6 +254,8 @@ class MailboxWatcher:
             chunk = uids[index : index + CHUNK]
             limit = self._settings.imap_max_message_bytes
             batch = await self._imap.call(fetch_new, session, chunk, limit)
+            if live:
+                self._measure_lag(batch, how)
             through = Watermark(mark.uidvalidity, chunk[-1])
             handed, done = await self._handoff.deliver(batch, through, self._stop)
             total += handed
@@ -183,36 +265,75 @@ class MailboxWatcher:
         self._behind = False
         return total
 
+    def _measure_lag(self, batch: list[Fetched], how: str) -> None:
+        now = time.time()
+        lags = [
+            (max(0.0, now - f.mail.internal_date.timestamp()), f.mail.uid)
+            for f in batch
+            if f.mail.internal_date is not None
+        ]
+        for lag, _uid in lags:
+            self._links.mail_lag(lag)
+        worst = max(lags, default=None)
+        expected = self._settings.imap_poll_interval if how == "poll" else 0.0
+        if worst is None or worst[0] <= LAG_WARN + expected:
+            return
+        if time.monotonic() - self._lag_warned < LAG_WARN_EVERY:
+            return
+        self._lag_warned = time.monotonic()
+        self._log.warning(
+            "mailbox_idle_lag",
+            uid=worst[1],
+            lag=round(worst[0], 1),
+            seen_by=how,
+            probe_interval=self._settings.imap_probe_interval,
+            advice="the server announces new mail late; while a checkpoint waits the bot "
+            "probes every OTP_BOT_IMAP_PROBE_INTERVAL seconds",
+        )
+
     # --- used mail ----------------------------------------------------------------
 
     async def after_use(self, mail: IncomingMail) -> None:
         """Apply OTP_BOT_MAIL_AFTER_USE to this message; errors are logged, not raised.
 
         Runs on the IMAP thread between two of the watcher's own calls (an IDLE
-        in progress is woken for it); while disconnected, it waits for the
-        next connection.
+        in progress is woken for it). While disconnected it waits for the next
+        connection; a failed attempt is counted and tried again with backoff.
         """
+        if self._settings.mail_after_use is not MailAction.LEAVE:
+            await self._apply_used(mail, attempt=0)
+
+    async def _apply_used(self, mail: IncomingMail, *, attempt: int) -> None:
         action, target = self._settings.mail_after_use, self._settings.mail_move_folder
-        if action is MailAction.LEAVE:
-            return
         session = self._imap.session
         if session is None or session.folder is None:
-            self._deferred.append(mail)
+            self._used.put(mail, attempt=attempt, due=0.0)
             self._log.info("mailbox_after_use_deferred", uid=mail.uid)
             return
         self._imap.wake()
         try:
             done = await self._imap.call(session.apply, mail.uidvalidity, mail.uid, action, target)
         except MailboxError as exc:
-            self._log.warning("mailbox_after_use_failed", uid=mail.uid, error=str(exc))
+            delay = retry_delay(attempt + 1)
+            self._used.put(mail, attempt=attempt + 1, due=time.monotonic() + delay)
+            self._links.after_use_failed(str(action))
+            self._log.warning(
+                "mailbox_after_use_failed",
+                uid=mail.uid,
+                action=str(action),
+                error=str(exc),
+                attempt=attempt + 1,
+                retry_in=delay,
+            )
             return
-        event = "mailbox_after_use" if done else "mailbox_after_use_skipped"
-        self._log.info(event, uid=mail.uid, action=str(action))
+        if done is None:
+            self._log.info("mailbox_after_use_skipped", uid=mail.uid, action=str(action))
+        else:
+            self._log.info("mailbox_after_use", uid=mail.uid, action=str(done))
 
-    async def _apply_deferred(self) -> None:
-        deferred, self._deferred = self._deferred, []
-        for mail in deferred:
-            await self.after_use(mail)
+    async def _apply_due(self) -> None:
+        for pending in self._used.take_due(time.monotonic()):
+            await self._apply_used(pending.mail, attempt=pending.attempt)
 
     # --- small parts ------------------------------------------------------------------
 
@@ -235,21 +356,8 @@ class MailboxWatcher:
         self._imap.abort()
 
 
-def _tokens(settings: Settings) -> TokenSource | None:
-    command = settings.imap_oauth2_token_command
-    return TokenSource(command, settings.imap_oauth2_token_lifetime) if command else None
-
-
-async def check_mailbox(settings: Settings) -> MailboxReport:
-    """Log in and select the folder once (``otp-bot check``); raises MailboxError."""
-    tokens = _tokens(settings)
-
-    def probe() -> MailboxReport:
-        session = Session(settings, tokens, None)
-        try:
-            folder = session.open()
-            return MailboxReport(folder.idle, folder.uidvalidity, folder.exists)
-        finally:
-            session.close()
-
-    return await asyncio.to_thread(probe)
+def _seen_by(folder: FolderState, *, spoke: bool) -> str:
+    """How new mail was found: the server's IDLE notice, our probe, or a poll."""
+    if not folder.idle:
+        return "poll"
+    return "idle" if spoke else "probe"

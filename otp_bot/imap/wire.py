@@ -122,16 +122,6 @@ def uid_set(uids: list[int]) -> str:
     return ",".join(ranges)
 
 
-_LIST_DELIMITER = re.compile(rb'^\([^)]*\) "(.)"')
-
-
-def list_delimiter(data: Sequence[object]) -> str | None:
-    """The hierarchy delimiter from a ``LIST "" ""`` answer (None: flat namespace)."""
-    first = data[0] if data else None
-    match = _LIST_DELIMITER.match(first) if isinstance(first, bytes) else None
-    return match[1].decode() if match else None
-
-
 def quote(folder: str) -> str:
     """A folder name as IMAP wants it (modified UTF-7, quoted)."""
     return str(encode_folder(folder).decode("ascii"))

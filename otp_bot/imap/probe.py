@@ -1,0 +1,63 @@
+"""``otp-bot check``'s look at the mailbox: what the server offers, with no side effect.
+
+It logs in, reads the post-login capabilities and the namespace, selects the
+folder (as the daemon does; no message changes) and looks the move folder up
+with LIST. It creates nothing, flags nothing and moves nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from otp_bot.config import MailAction, Settings
+from otp_bot.imap import actions
+from otp_bot.imap.auth import tokens_for
+from otp_bot.imap.server import Namespace, folder_name
+from otp_bot.imap.session import Session
+from otp_bot.imap.wire import translated
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxReport:
+    idle_supported: bool
+    uidvalidity: int
+    messages: int
+    move: bool
+    uidplus: bool
+    namespace: Namespace
+    after_use: MailAction  # what the configured action really does on this server
+    move_folder: str | None  # the server's name of the move target (action move only)
+    move_folder_exists: bool | None
+
+
+async def check_mailbox(settings: Settings) -> MailboxReport:
+    """Log in and look (``otp-bot check``); raises MailboxError."""
+    tokens = tokens_for(settings)
+
+    def probe() -> MailboxReport:
+        session = Session(settings, tokens, None)
+        try:
+            folder = session.open()
+            server = folder.server
+            wanted = settings.mail_after_use
+            target = exists = None
+            if wanted is MailAction.MOVE:
+                target = folder_name(settings.mail_move_folder, server.namespace)
+                with translated("list"):
+                    exists = actions.folder_exists(session.client, target)
+            return MailboxReport(
+                idle_supported=server.idle,
+                uidvalidity=folder.uidvalidity,
+                messages=folder.exists,
+                move=server.move,
+                uidplus=server.uidplus,
+                namespace=server.namespace,
+                after_use=actions.effective(wanted, server),
+                move_folder=target,
+                move_folder_exists=exists,
+            )
+        finally:
+            session.close()
+
+    return await asyncio.to_thread(probe)

@@ -1,0 +1,154 @@
+"""The mailbox tests that matter, against every real IMAP server of the suite.
+
+Each test runs once per server in ``conftest.SERVERS`` (Dovecot, pymap and,
+where installed, Courier): IDLE wake-up, catch-up, a new UIDVALIDITY, after-use
+actions next to another client's deleted mail, and reconnecting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from otp_bot.imap.watcher import WatcherLinks
+from otp_bot.store.db import Store
+from tests.dovecot import simple_message
+from tests.mailbox_helpers import Recorder, linkedin_message, running, settings_for, until
+
+Server = Any  # tests.dovecot.Dovecot, tests.imap_servers.Pymap, ...
+
+
+async def test_idle_wakeup(imap_server: Server, tmp_path: Path) -> None:
+    """Mail appended while the watcher idles is handed off, unread, with a measured lag."""
+    lags: list[float] = []
+    recorder = Recorder()
+    settings = settings_for(imap_server, tmp_path, imap_probe_interval=600)
+    links = WatcherLinks(awaiting_code=lambda: True, mail_lag=lags.append)
+    async with running(settings, recorder, links=links):
+        uid = imap_server.append(linkedin_message())
+        await recorder.wait_for(1)
+    assert recorder.uids == [uid]
+    assert recorder.mails[0].complete
+    assert "\\Seen" not in imap_server.flags(uid)
+    assert len(lags) == 1
+    assert 0 <= lags[0] < 20  # INTERNALDATE has whole seconds; the server is local
+
+
+async def test_catch_up_after_a_stop(imap_server: Server, tmp_path: Path) -> None:
+    """Mail that came while the bot was stopped is delivered once, after the last handled UID."""
+    settings = settings_for(imap_server, tmp_path)
+    first = Recorder()
+    async with running(settings, first):
+        imap_server.append(simple_message("first"))
+        await first.wait_for(1)
+    later = [imap_server.append(linkedin_message(f"while stopped {i}")) for i in range(2)]
+    second = Recorder()
+    async with running(settings, second):
+        await second.wait_for(2)
+    assert second.uids == later
+
+
+async def test_new_uidvalidity_rescans_with_dedup(imap_server: Server, tmp_path: Path) -> None:
+    """A recreated INBOX (new UIDVALIDITY) delivers only mail whose Message-ID is new."""
+    settings = settings_for(imap_server, tmp_path)
+    known = linkedin_message("known")
+    recorder = Recorder()
+    async with running(settings, recorder):
+        imap_server.append(known)
+        await recorder.wait_for(1)
+    store = Store(settings.state_db)
+    old = store.watermark(settings.account_id, "INBOX")
+    store.close()
+    assert old is not None
+    imap_server.stop()
+    imap_server.recreate_inbox(uidvalidity=old.uidvalidity + 7)
+    fresh = linkedin_message("fresh")
+    imap_server.write_maildir([known, fresh])
+    imap_server.start()
+    again = Recorder()
+    async with running(settings, again):
+        await again.wait_for(1)
+        imap_server.append(simple_message("live"))
+        await again.wait_for(2)
+    assert b"Subject: fresh" in again.mails[0].raw
+    assert [mail.uidvalidity for mail in again.mails] == [old.uidvalidity + 7] * 2
+
+
+def _mark_deleted_elsewhere(server: Server, uid: int) -> None:
+    """Another client (a phone) marks ``uid`` \\Deleted and does not expunge."""
+    conn = server.client()
+    try:
+        conn.select("INBOX")
+        typ, data = conn.uid("STORE", str(uid), "+FLAGS.SILENT", r"(\Deleted)")
+        assert typ == "OK", data
+    finally:
+        conn.logout()  # LOGOUT, not CLOSE: CLOSE would expunge
+
+
+@pytest.mark.parametrize("action", ["move", "delete"])
+async def test_after_use_spares_other_deleted_mail(
+    imap_server: Server, tmp_path: Path, action: str
+) -> None:
+    """Moving or deleting the used message leaves another client's \\Deleted mail in place."""
+    recorder = Recorder()
+    settings = settings_for(imap_server, tmp_path, mail_after_use=action)
+    async with running(settings, recorder) as watcher:
+        theirs = imap_server.append(simple_message("deleted on the phone, not yet expunged"))
+        imap_server.append(linkedin_message())
+        await recorder.wait_for(2)
+        _mark_deleted_elsewhere(imap_server, theirs)
+        with capture_logs() as logs:
+            await watcher.after_use(recorder.mails[1])
+    assert [e["event"] for e in logs] == ["mailbox_after_use"]
+    assert imap_server.uids() == [theirs]
+    assert "\\Deleted" in imap_server.flags(theirs)
+    if action == "move":
+        assert len(imap_server.uids(folder=imap_server.used_folder)) == 1
+
+
+async def test_reconnect_resets_backoff(imap_server: Server, tmp_path: Path) -> None:
+    """After an outage the watcher reconnects and catches up; the next outage starts at base.
+
+    The backoff grows while the server is down; once a connection got
+    through its catch-up, the first retry after the next failure is short again.
+    """
+    recorder = Recorder()
+    settings = settings_for(imap_server, tmp_path, imap_backoff_max=4)
+    with capture_logs() as logs:
+        async with running(settings, recorder) as watcher:
+            for outage in range(2):
+                before = _disconnects(logs)
+                imap_server.kill()
+                await until(lambda: watcher.state == "backoff")
+                await until(lambda n=before: _disconnects(logs) >= n + 3)
+                imap_server.write_maildir([linkedin_message(f"during outage {outage}")])
+                imap_server.start()
+                await recorder.wait_for(outage + 1)
+                await until(watcher.watching.is_set)
+    delays = [e["backoff"] for e in logs if e["event"] == "mailbox_disconnected"]
+    first_of_second = delays[_index_after_reconnect(logs)]
+    assert max(delays) > 1.0  # it grew while the server was down ...
+    assert first_of_second <= 0.5  # ... and started again at base after the catch-up
+    assert len(recorder.uids) == 2
+
+
+def _disconnects(logs: list[dict[str, Any]]) -> int:
+    return sum(e["event"] == "mailbox_disconnected" for e in logs)
+
+
+def _index_after_reconnect(logs: list[dict[str, Any]]) -> int:
+    """Index (among disconnects) of the first disconnect after a catch-up that followed one."""
+    seen_disconnect = caught_up = False
+    index = -1
+    for event in logs:
+        if event["event"] == "mailbox_disconnected":
+            index += 1
+            if caught_up:
+                return index
+            seen_disconnect = True
+        elif event["event"] == "mailbox_catchup" and seen_disconnect:
+            caught_up = True
+    raise AssertionError("no disconnect after a reconnect")
