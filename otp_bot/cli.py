@@ -88,9 +88,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     """Serve the postpress simulator until SIGINT/SIGTERM (README, "Dry run")."""
     from otp_bot.sim.run import run_simulator
 
-    settings = _settings(args)[0]
     return run_simulator(
-        settings, host=args.host, port=args.port, script_file=args.script, deliver=not args.no_mail
+        _settings(args),
+        host=args.host,
+        port=args.port,
+        script_file=args.script,
+        deliver=not args.no_mail,
     )
 
 
@@ -291,7 +294,7 @@ def _parser() -> argparse.ArgumentParser:
     config.set_defaults(handler=_cmd_config)
 
     simulate = _command(sub, "simulate")
-    _add_env_file(simulate)
+    _add_env_file(simulate, many=True)
     simulate.add_argument("--host", default="127.0.0.1", help="address to bind (loopback)")
     simulate.add_argument("--port", type=int, default=8790, help="0 picks a free port")
     simulate.add_argument("--script", type=Path, help="JSON file: draft id -> script")

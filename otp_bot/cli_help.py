@@ -62,10 +62,14 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("otp-bot extract message.eml", "otp-bot extract --json message.eml"),
     ),
     "simulate": (
-        "serve a postpress simulator for dry runs",
+        "serve a postpress simulator for dry runs (one or more accounts)",
         "Serve a local postpress simulator that mails LinkedIn-like codes to the account's\n"
-        "mailbox, for a dry run against a real mailbox.",
-        ("otp-bot simulate --env-file acme.env --port 8790",),
+        "mailbox, for a dry run against a real mailbox. Repeat --env-file to serve a fleet:\n"
+        "each account by its own API key, at the same URL.",
+        (
+            "otp-bot simulate --env-file acme.env --port 8790",
+            "otp-bot simulate --env-file a.env --env-file b.env --port 8790",
+        ),
     ),
     "oauth2-token": (
         "print an XOAUTH2 access token",

@@ -75,22 +75,10 @@ def admin_routes(sim: Scripted) -> list[web.RouteDef]:
         return web.json_response(sim.draft(data["draft_id"]))
 
     async def requests(_request: web.Request) -> web.Response:
-        return web.json_response([asdict(record) for record in sim.requests])
+        return web.json_response(requests_json(sim))
 
     async def mails(_request: web.Request) -> web.Response:
-        return web.json_response(
-            [
-                {
-                    "draft_id": draft_id,
-                    "message_id": mail.message_id,
-                    "code": mail.code,
-                    "link": mail.link,
-                    "genuine": mail.genuine,
-                    **sim.mail_record(mail.message_id),  # type, issued_at, delivered_at
-                }
-                for draft_id, mail in sim.mails
-            ]
-        )
+        return web.json_response(mails_json(sim))
 
     async def wait_for_mail(_request: web.Request) -> web.Response:
         await sim.wait_for_mail()
@@ -113,6 +101,26 @@ def admin_routes(sim: Scripted) -> list[web.RouteDef]:
         web.get("/_sim/account", partial(_account, sim)),
         web.post("/_sim/account", partial(_account, sim)),
         web.post("/_sim/outage", partial(_account, sim)),
+    ]
+
+
+def requests_json(sim: Scripted) -> list[dict[str, Any]]:
+    """``GET /_sim/requests``: every API request received, in order."""
+    return [asdict(record) for record in sim.requests]
+
+
+def mails_json(sim: Scripted) -> list[dict[str, Any]]:
+    """``GET /_sim/mails``: every e-mail issued, with when it was issued and delivered."""
+    return [
+        {
+            "draft_id": draft_id,
+            "message_id": mail.message_id,
+            "code": mail.code,
+            "link": mail.link,
+            "genuine": mail.genuine,
+            **sim.mail_record(mail.message_id),  # type, issued_at, delivered_at
+        }
+        for draft_id, mail in sim.mails
     ]
 
 

@@ -84,6 +84,10 @@ class Simulator:
         )
         self.app.on_cleanup.append(self._cancel_deliveries)
 
+    @property
+    def api_key(self) -> str:
+        return self._api_key
+
     # --- scripting -------------------------------------------------------
 
     def script(self, draft_id: str, script: Script) -> None:

@@ -1,4 +1,4 @@
-"""``otp-bot simulate``: serve a simulator until SIGINT or SIGTERM."""
+"""``otp-bot simulate``: serve a simulator (or a ``Fleet`` of them) until SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import structlog
@@ -16,6 +16,7 @@ from otp_bot.config import Settings
 from otp_bot.errors import ConfigError
 from otp_bot.logs import configure
 from otp_bot.sim.app import Simulator
+from otp_bot.sim.fleet import Fleet
 from otp_bot.sim.linkedin_mail import MailTarget
 from otp_bot.sim.script import Script
 
@@ -33,9 +34,9 @@ def load_scripts(path: Path) -> dict[str, Script]:
     return {str(draft_id): Script.from_dict(script) for draft_id, script in data.items()}
 
 
-async def serve(sim: Simulator, host: str, port: int) -> None:
-    """Serve ``sim`` on host:port until SIGINT or SIGTERM; print the base URL first."""
-    runner = web.AppRunner(sim.app, access_log=None)
+async def serve(app: web.Application, host: str, port: int) -> None:
+    """Serve ``app`` on host:port until SIGINT or SIGTERM; print the base URL first."""
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -58,21 +59,37 @@ async def serve(sim: Simulator, host: str, port: int) -> None:
 
 
 def run_simulator(
-    settings: Settings, *, host: str, port: int, script_file: Path | None, deliver: bool
+    accounts: Sequence[Settings],
+    *,
+    host: str,
+    port: int,
+    script_file: Path | None,
+    deliver: bool,
 ) -> int:
-    """``otp-bot simulate``: the account's API key and mailbox, served until a signal."""
-    configure(settings.log_format.value, settings.log_level, settings.secrets())
+    """``otp-bot simulate``: each account's API key and mailbox, served until a signal.
+
+    One account or many: a ``Fleet`` serves them at one URL, each request
+    routed by its API key; scripts from ``script_file`` apply to every account.
+    """
+    first = accounts[0]
+    secrets = [value for settings in accounts for value in settings.secrets()]
+    configure(first.log_format.value, first.log_level, secrets)
     try:
         scripts = load_scripts(script_file) if script_file else {}
-        mailbox = MailTarget.from_settings(settings) if deliver else None
+        mailboxes = [MailTarget.from_settings(s) if deliver else None for s in accounts]
+        sims = [
+            Simulator(
+                api_key=settings.api_key.get_secret_value(),
+                account_id=settings.account_id,
+                mailbox=mailbox,
+            )
+            for settings, mailbox in zip(accounts, mailboxes, strict=True)
+        ]
+        fleet = Fleet(sims)
     except (ValueError, TypeError) as exc:
         raise ConfigError(str(exc)) from None
-    sim = Simulator(
-        api_key=settings.api_key.get_secret_value(),
-        account_id=settings.account_id,
-        mailbox=mailbox,
-    )
-    for draft_id, script in scripts.items():
-        sim.script(draft_id, script)
-    asyncio.run(serve(sim, host, port))
+    for sim in sims:
+        for draft_id, script in scripts.items():
+            sim.script(draft_id, script)
+    asyncio.run(serve(fleet.app, host, port))
     return 0
