@@ -12,7 +12,8 @@ import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient, TestServer
 
-from otp_bot.postpress.client import Checkpoint, PostpressClient, RetryPolicy
+from otp_bot.postpress.client import PostpressClient, RetryPolicy
+from otp_bot.postpress.wire import Checkpoint
 from otp_bot.sim.app import Simulator
 from otp_bot.sim.fleet import Fleet
 from tests.dovecot import Dovecot
