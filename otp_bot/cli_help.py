@@ -62,7 +62,7 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("otp-bot extract message.eml", "otp-bot extract --json message.eml"),
     ),
     "simulate": (
-        "serve a postpress simulator for dry runs (one or more accounts)",
+        "serve a postpress simulator for dry runs",
         "Serve a local postpress simulator that mails LinkedIn-like codes to the account's\n"
         "mailbox, for a dry run against a real mailbox. Repeat --env-file to serve a fleet:\n"
         "each account by its own API key, at the same URL.",
