@@ -13,11 +13,13 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from otp_bot import __version__
 from otp_bot.cli_help import COMMANDS, epilog
+from otp_bot.cli_ops import STATES, add_operator_commands, status_filters
 from otp_bot.config import (
     Settings,
     load_control_settings,
@@ -168,7 +170,9 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     from otp_bot.control.client import table
 
-    drafts = _control(args).drafts(args.draft_id, account_id=args.account_id)
+    drafts = _control(args).drafts(
+        args.draft_id, account_id=args.account_id, **status_filters(args)
+    )
     print(json.dumps(drafts, ensure_ascii=False) if args.json else table(drafts))
     return EXIT_OK
 
@@ -216,8 +220,11 @@ def _add_daemon_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     status.add_argument("draft_id", metavar="DRAFT_ID", nargs="?")
     _add_env_file(status)
     status.add_argument("--json", action="store_true", help="a JSON array on stdout")
-    status.add_argument("--account-id", help="only this account's drafts")
+    status.add_argument("--account-id", "--account", help="only this account's drafts")
+    status.add_argument("--state", choices=STATES, help="only drafts in this state")
+    status.add_argument("--since", help="only drafts changed since: ISO 8601 time, or 30m, 2h, 7d")
     status.set_defaults(handler=_cmd_status)
+    add_operator_commands(partial(_command, sub), _add_env_file, _control)
 
     check = _command(sub, "check")
     _add_env_file(check)

@@ -32,7 +32,30 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         (
             "otp-bot status --env-file acme.env",
             "otp-bot status job_draft_123 --json --env-file acme.env | jq .[0].state",
+            "otp-bot status --state failed --since 2h --env-file acme.env",
         ),
+    ),
+    "cancel": (
+        "cancel a draft in the running daemon",
+        "Stop a queued, awaiting, held or retrying draft at once; a draft whose publish or\n"
+        "submit is in flight finishes that call first, then is cancelled. Prints the draft;\n"
+        "exit 1 when it had already finished (published, failed or cancelled).",
+        ("otp-bot cancel job_draft_123 --env-file acme.env",),
+    ),
+    "retry": (
+        "queue failed drafts again",
+        "Queue every failed draft again (or only those failed with --error, of --account)\n"
+        "for a fresh attempt; prints the drafts queued.",
+        (
+            "otp-bot retry --failed --env-file acme.env",
+            "otp-bot retry --failed --error errors/expired_credentials --env-file acme.env",
+        ),
+    ),
+    "resume": (
+        "probe held accounts now",
+        "Ask postpress at once whether a held account works again (GET /accounts/{id}) and,\n"
+        "if so, resume its queue; exit 1 while an account stays held.",
+        ("otp-bot resume --env-file acme.env", "otp-bot resume acc_123 --env-file acme.env"),
     ),
     "check": (
         "prove the set-up without side effects",

@@ -203,6 +203,29 @@ class Settings(ControlSettings):
     health_max_stale: Seconds = 1200
     log_format: LogFormat = LogFormat.AUTO
     log_level: str = "info"
+    # Finished drafts (and their history) are dropped this many days after
+    # their last change; the pruning runs at start and then daily.
+    retention_days: int = Field(default=90, ge=1, le=36500)
+
+    # --- held accounts and outages -----------------------------------------
+    # A draft whose API call keeps failing (network, 5xx, timeouts past the
+    # retry budget) is retried with backoff for this long, then fails.
+    draft_deadline: Seconds = 86400
+    # Re-sends during an outage, and probes of a held account, start this far
+    # apart and double up to the maximum.
+    outage_retry_min: Seconds = 30
+    outage_retry_max: Seconds = 300
+    hold_probe_min: Seconds = 60
+    hold_probe_max: Seconds = 900
+
+    # --- events out ------------------------------------------------------------
+    # Every draft state change is POSTed here, signed with the secret (unset: no webhook).
+    webhook_url: AnyHttpUrl | None = None
+    webhook_secret: SecretStr | None = None
+    # One delivery attempt may take this long; failed ones are retried with
+    # backoff, up to the maximum delay, until delivered.
+    webhook_timeout: Seconds = 10
+    webhook_retry_max: Seconds = 300
 
     @field_validator("trusted_authserv_ids", "verification_input_order", mode="before")
     @classmethod
@@ -261,6 +284,14 @@ class Settings(ControlSettings):
             )
         if self.imap_password is None and not self.imap_oauth2_token_command:
             raise ValueError("set OTP_BOT_IMAP_PASSWORD or OTP_BOT_IMAP_OAUTH2_TOKEN_COMMAND")
+        if self.webhook_url is not None and not (
+            self.webhook_secret and self.webhook_secret.get_secret_value()
+        ):
+            raise ValueError("OTP_BOT_WEBHOOK_URL needs OTP_BOT_WEBHOOK_SECRET (bodies are signed)")
+        if self.outage_retry_min > self.outage_retry_max:
+            raise ValueError("OTP_BOT_OUTAGE_RETRY_MIN must not exceed OTP_BOT_OUTAGE_RETRY_MAX")
+        if self.hold_probe_min > self.hold_probe_max:
+            raise ValueError("OTP_BOT_HOLD_PROBE_MIN must not exceed OTP_BOT_HOLD_PROBE_MAX")
         return self
 
     @property
@@ -269,21 +300,24 @@ class Settings(ControlSettings):
 
     def secrets(self) -> list[str]:
         """Every secret value this account knows, for log redaction."""
-        values = [self.api_key, self.imap_password, self.control_token]
+        values = [self.api_key, self.imap_password, self.control_token, self.webhook_secret]
         found = [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
         if self.imap_oauth2_token_command:
             found += [
                 self.imap_oauth2_token_command,
                 *command_secrets(self.imap_oauth2_token_command),
             ]
-        if self.api_base_url.username or self.api_base_url.password:
-            found += url_secrets(str(self.api_base_url))
+        for url in (self.api_base_url, self.webhook_url):
+            if url is not None and (url.username or url.password):
+                found += url_secrets(str(url))
         return found
 
     def shown(self) -> dict[str, Any]:
         """The settings as JSON values, every secret hidden (``otp-bot config``)."""
         shown: dict[str, Any] = self.model_dump(mode="json")
         shown["api_base_url"] = mask_url(shown["api_base_url"])
+        if shown.get("webhook_url"):
+            shown["webhook_url"] = mask_url(shown["webhook_url"])
         if self.imap_oauth2_token_command:
             shown["imap_oauth2_token_command"] = mask_command(self.imap_oauth2_token_command)
         return shown

@@ -23,8 +23,12 @@ EVENTS: list[d.Event] = [
     d.GotPublished("job-1", "active"),
     d.Submit("key-3", "hash", "code", "****56"),
     d.SolutionRejected("errors/invalid_checkpoint_solution"),
-    d.Fail("errors/disconnected_account", "account parked"),
-    d.Retry("errors/disconnected_account"),
+    d.Fail("errors/resource_not_found", "no such draft"),
+    d.Retry("errors/resource_not_found"),
+    d.Hold("errors/disconnected_account", "the account is disconnected"),
+    d.Resume("key-4"),
+    d.Stall("network_error", "no answer", first_sent=T0),
+    d.Cancel(),
 ]
 
 
@@ -45,9 +49,13 @@ PAIRS = [(state, event) for state in State for event in EVENTS]
     ("state", "event"), PAIRS, ids=[f"{s}-{d.event_name(e)}" for s, e in PAIRS]
 )
 def test_every_state_event_pair(state: State, event: d.Event) -> None:
-    """Each of the 48 (state, event) pairs: legal lands on the table's target, illegal raises."""
+    """Each (state, event) pair: legal lands on the table's target, illegal raises."""
     draft = draft_in(state)
+    if state is State.SUBMITTING:
+        draft = replace(draft, idempotency_key="k", input_hash="h")
     target = d.TRANSITIONS.get((state, type(event)))
+    if isinstance(event, d.SolutionRejected) and draft.input_hash is None:
+        target = None  # only an input in flight can be rejected
     if target is None:
         with pytest.raises(d.IllegalTransition):
             d.advance(draft, event, T1)
@@ -64,6 +72,8 @@ def test_random_walks_follow_the_table_and_keep_invariants(events: list[d.Event]
     draft = d.new_draft("acc", "D1", T0)
     for step, event in enumerate(events, start=1):
         target = d.TRANSITIONS.get((draft.state, type(event)))
+        if isinstance(event, d.SolutionRejected) and draft.input_hash is None:
+            target = None  # only an input in flight can be rejected
         if target is None:
             with pytest.raises(d.IllegalTransition):
                 d.advance(draft, event, T0 + timedelta(seconds=step))
@@ -74,28 +84,90 @@ def test_random_walks_follow_the_table_and_keep_invariants(events: list[d.Event]
             assert (after.republishes, after.error, after.error_detail) == (0, None, None)
         else:
             assert after.republishes >= draft.republishes
-        in_flight = after.state in {State.PUBLISHING, State.SUBMITTING}
-        assert (after.idempotency_key is not None) is in_flight
-        assert (after.input_hash is not None) is (after.state is State.SUBMITTING)
-        if after.state is not State.FAILED:
-            waiting = after.state in {State.AWAITING_CODE, State.SUBMITTING}
-            assert (after.checkpoint is not None) is waiting
-            assert (after.since is not None) is waiting
+        assert_coherent(after)
         draft = after
 
 
-def test_terminal_states_accept_nothing_but_a_retry_of_a_failed_draft() -> None:
-    """No event moves a published draft; a failed one moves only on Retry, to queued."""
+def assert_coherent(draft: d.Draft) -> None:
+    """The fields each state implies: a call's key and input, a checkpoint, an error."""
+    state = draft.state
+    assert (draft.idempotency_key is not None) is (state in d.IN_CALL)
+    resubmit = state is State.RETRYING and draft.checkpoint is not None
+    assert (draft.input_hash is not None) is (state is State.SUBMITTING or resubmit)
+    errors = {State.FAILED, State.HELD, State.RETRYING}
+    assert (draft.error is not None) is (state in errors)
+    if state not in d.TERMINAL:
+        waiting = state in {State.AWAITING_CODE, State.SUBMITTING}
+        assert (draft.checkpoint is not None) is (waiting or resubmit)
+        assert (draft.since is not None) is (waiting or state is State.RETRYING)
+
+
+def test_terminal_states_accept_nothing_but_a_retry_of_a_failed_or_cancelled_draft() -> None:
+    """No event moves a published draft; failed and cancelled ones move only on Retry."""
     for event in EVENTS:
         with pytest.raises(d.IllegalTransition):
             d.advance(draft_in(State.PUBLISHED), event, T1)
-    for event in EVENTS:
-        if isinstance(event, d.Retry):
-            assert d.advance(draft_in(State.FAILED), event, T1).state is State.QUEUED
-        else:
-            with pytest.raises(d.IllegalTransition):
-                d.advance(draft_in(State.FAILED), event, T1)
-    assert [key for key in d.TRANSITIONS if key[1] is d.Retry] == [(State.FAILED, d.Retry)]
+    for state in (State.FAILED, State.CANCELLED):
+        for event in EVENTS:
+            if isinstance(event, d.Retry):
+                assert d.advance(draft_in(state), event, T1).state is State.QUEUED
+            else:
+                with pytest.raises(d.IllegalTransition):
+                    d.advance(draft_in(state), event, T1)
+    retries = [key for key in d.TRANSITIONS if key[1] is d.Retry]
+    assert retries == [(State.FAILED, d.Retry), (State.CANCELLED, d.Retry)]
+    assert {State.PUBLISHED, State.FAILED, State.CANCELLED} == d.TERMINAL
+
+
+def test_cancel_stops_every_waiting_state_but_never_a_call_in_flight() -> None:
+    """Cancel is legal from queued, awaiting_code, held and retrying; never mid-call."""
+    legal = {state for state, event in d.TRANSITIONS if event is d.Cancel}
+    assert legal == {State.QUEUED, State.AWAITING_CODE, State.HELD, State.RETRYING}
+    assert not legal & {State.PUBLISHING, State.SUBMITTING}
+    draft = d.advance(draft_in(State.QUEUED), d.GotCheckpoint("OTP", issued_at=T0), T0)
+    cancelled = d.advance(draft, d.Cancel(), T1)
+    assert (cancelled.state, cancelled.checkpoint, cancelled.since) == (State.CANCELLED, None, None)
+    assert cancelled.error_detail == "cancelled by the operator"
+
+
+def test_hold_then_resume_publishes_again_under_a_fresh_key() -> None:
+    """A held draft keeps the account error, forgets its checkpoint, resumes with a new key."""
+    draft = d.advance(draft_in(State.QUEUED), d.GotCheckpoint("OTP", issued_at=T0), T0)
+    draft = d.advance(draft, d.Submit("k1", "h", "code", "****12"), T0)
+    held = d.advance(draft, d.Hold("errors/expired_credentials", "401"), T1)
+    assert (held.state, held.error, held.checkpoint, held.since) == (
+        State.HELD,
+        "errors/expired_credentials",
+        None,
+        None,
+    )
+    assert (held.idempotency_key, held.input_hash) == (None, None)
+    resumed = d.advance(held, d.Resume("k2"), T1)
+    assert (resumed.state, resumed.idempotency_key, resumed.error) == (State.PUBLISHING, "k2", None)
+    assert resumed.republishes == draft.republishes  # a hold costs no re-publish
+
+
+def test_stall_keeps_the_call_to_resend_it() -> None:
+    """A stalled submit keeps its key, input and checkpoint; its answer moves it on."""
+    draft = d.advance(draft_in(State.QUEUED), d.GotCheckpoint("OTP", issued_at=T0), T0)
+    draft = d.advance(draft, d.Submit("k1", "h", "code", "****12"), T0)
+    stalled = d.advance(draft, d.Stall("errors/service_unavailable", "503", first_sent=T0), T1)
+    assert stalled.state is State.RETRYING
+    assert (stalled.idempotency_key, stalled.input_hash, stalled.input_form) == ("k1", "h", "code")
+    assert (stalled.checkpoint, stalled.since, stalled.error) == (
+        "OTP",
+        T0,
+        "errors/service_unavailable",
+    )
+    published = d.advance(stalled, d.GotPublished("job-1", "active"), T1)
+    assert (published.state, published.error, published.input_hash) == (
+        State.PUBLISHED,
+        None,
+        None,
+    )
+    publishing = d.advance(draft_in(State.QUEUED), d.StartPublish("k9"), T0)
+    stalled = d.advance(publishing, d.Stall("network_error", None, first_sent=T0), T1)
+    assert (stalled.idempotency_key, stalled.input_hash, stalled.since) == ("k9", None, T0)
 
 
 def test_retry_starts_afresh_but_keeps_the_job_and_the_creation() -> None:

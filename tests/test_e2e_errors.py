@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import Daemon, Simulator, Stack, running_stack
+from tests.harness import Daemon, Simulator, Stack, running_stack, wait_until
 
 pytestmark = [pytest.mark.dovecot, pytest.mark.slow]
 
@@ -121,22 +121,31 @@ ACCOUNT_ERRORS = [
 
 
 @pytest.mark.parametrize("kind", ACCOUNT_ERRORS)
-def test_account_errors_fail_the_draft_and_park_the_account(stack: Stack, kind: str) -> None:
-    """401/403 credential and account types: failed with the type, account unhealthy, alive."""
-    script = {"faults": [fault(kind, endpoint="publish")]}
-    sim, daemon, draft = run_draft(stack, script)
-    assert draft["state"] == "failed"
-    assert draft["error"] == kind
-    assert len(sim.requests("d-row", "publish")) == 1
+def test_account_errors_hold_the_account_until_a_probe_resumes_it(stack: Stack, kind: str) -> None:
+    """401/403 credential and account types: the draft is held, the account unhealthy but
+    alive, a new draft queues; once reconnected a probe resumes both, nothing failed."""
+    sim, daemon = start(stack, OTP_BOT_HOLD_PROBE_MIN="0.5", OTP_BOT_HOLD_PROBE_MAX="1")
+    sim.script("d-row", disconnect_account=kind)
+    daemon.client.publish("d-row")
+    held = daemon.wait_state("d-row", "held")
+    assert held["error"] == kind
     health = daemon.client.health()
     assert health.status == 503
     [account] = health.body["accounts"]
-    assert account["account_error"] == kind
+    assert (account["account_error"], account["held"]["error"]) == (kind, kind)
     assert kind in account["problem"]
     assert daemon.client.health(live=True).status == 200  # a restart cannot fix the account
     later = daemon.client.publish("d-after")
-    assert later["state"] == "failed"  # the parked account takes no new work
+    assert later["state"] == "queued"  # the held account queues new work
+    probes = wait_until(
+        "two probes", lambda: (n := sim.admin("GET", "/_sim/account")["probes"]) >= 2 and n, 20
+    )
     assert sim.requests("d-after") == []
+    sim.admin("POST", "/_sim/account", {"connected": True})
+    for draft_id in ("d-row", "d-after"):
+        assert daemon.wait_state(draft_id, "published", "failed")["state"] == "published"
+    assert sim.admin("GET", "/_sim/account")["probes"] > probes
+    assert daemon.client.health().status == 200
 
 
 DRAFT_ERRORS = [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -76,13 +76,14 @@ def test_expired_link_republishes_within_the_bound() -> None:
 @pytest.mark.parametrize(
     "kind", ["disconnected_account", "expired_credentials", "account_restricted"]
 )
-def test_account_errors_park_the_account(kind: str) -> None:
-    """Credential and account types fail the draft and park the account."""
+@pytest.mark.parametrize("state", [State.PUBLISHING, State.SUBMITTING, State.RETRYING])
+def test_account_errors_hold_the_draft_and_the_account(kind: str, state: State) -> None:
+    """Credential and account types hold the draft (it waits) and the account."""
     status = 403 if kind == "account_restricted" else 401
-    result = reaction(State.PUBLISHING, error(status, kind))
-    assert result.park == f"errors/{kind}"
-    assert isinstance(result.event, d.Fail)
-    assert result.event.error == f"errors/{kind}"
+    result = reaction(state, error(status, kind))
+    assert result.hold == f"errors/{kind}"
+    assert result.event == d.Hold(f"errors/{kind}", str(error(status, kind)))
+    assert not result.unreachable
 
 
 @pytest.mark.parametrize(
@@ -93,21 +94,39 @@ def test_draft_errors_fail_only_the_draft(status: int, kind: str) -> None:
     """400, 404, other 422 and checkpoint_error fail the draft with that type."""
     result = reaction(State.SUBMITTING, error(status, kind))
     assert result.event == d.Fail(f"errors/{kind}", str(error(status, kind)))
-    assert result.park is None
+    assert result.hold is None
 
 
-def test_transient_after_retries_and_protocol_errors_fail() -> None:
-    """Transient errors that outlived the client's retries, and unreadable answers, fail."""
-    transient = reaction(State.PUBLISHING, error(503, "service_unavailable")).event
-    assert isinstance(transient, d.Fail)
-    assert transient.error == "errors/service_unavailable"
-    assert "retries" in (transient.detail or "")
-    broken = reaction(State.PUBLISHING, ProtocolError("not JSON")).event
+@pytest.mark.parametrize("state", [State.PUBLISHING, State.SUBMITTING])
+def test_transient_after_retries_stalls_and_protocol_errors_fail(state: State) -> None:
+    """Transient errors that outlived the client's retries stall (re-sent later), dated from
+    the call's first send; unreadable answers fail."""
+    result = reaction(state, error(503, "service_unavailable"))
+    assert result.unreachable
+    assert isinstance(result.event, d.Stall)
+    assert result.event.error == "errors/service_unavailable"
+    assert result.event.first_sent == T0
+    assert "retries" in (result.event.detail or "")
+    broken = reaction(state, ProtocolError("not JSON")).event
     assert broken == d.Fail("protocol_error", "not JSON")
+
+
+def test_a_retrying_draft_is_judged_as_the_call_it_resends() -> None:
+    """A re-sent submit (an input kept) can be rejected; a re-sent publish cannot."""
+    resubmit = replace(draft_in(State.RETRYING), input_hash="h", checkpoint="OTP", since=T0)
+    rejected = react(resubmit, error(401, "invalid_checkpoint_solution"), republish_limit=2,
+                     new_key="k")  # fmt: skip
+    assert rejected.event == d.SolutionRejected("errors/invalid_checkpoint_solution")
+    republish = react(draft_in(State.RETRYING), error(401, "invalid_checkpoint_solution"),
+                      republish_limit=2, new_key="k")  # fmt: skip
+    assert isinstance(republish.event, d.Fail)  # nothing was in flight to reject
+    early = replace(draft_in(State.RETRYING), since=T0 - timedelta(minutes=5))
+    answered = react(early, Checkpoint("job-1", "OTP"), republish_limit=2, new_key="k")
+    assert answered.event == d.GotCheckpoint("OTP", "job-1", issued_at=T0 - timedelta(minutes=5))
 
 
 def test_unknown_type_goes_by_status_class_and_is_flagged() -> None:
     """An errors/... type outside the table acts by its status class and is flagged."""
     result = reaction(State.PUBLISHING, error(403, "brand_new_type"))
     assert result.unknown
-    assert result.park == "errors/brand_new_type"
+    assert result.hold == "errors/brand_new_type"

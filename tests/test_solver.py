@@ -350,8 +350,8 @@ async def test_decoy_is_rejected_and_the_genuine_code_used(make: Callable[..., H
     assert h.inputs("D-decoy") == [h.mails("D-decoy")[0].code]
 
 
-async def test_account_error_parks_the_account(make: Callable[..., Harness]) -> None:
-    """disconnected_account fails the draft and the queued ones, and new drafts fail fast."""
+async def test_account_error_holds_the_account(make: Callable[..., Harness]) -> None:
+    """disconnected_account holds the draft and the account; drafts added meanwhile queue."""
     h = make()
     fault = Fault("errors/disconnected_account", endpoint="publish")
     h.sim.script("D-acc1", Script(faults=(fault,)))
@@ -359,16 +359,15 @@ async def test_account_error_parks_the_account(make: Callable[..., Harness]) -> 
     await h.worker.add_draft("D-acc2")
     with capture_logs() as logs:
         h.start()
-        await h.reaches("D-acc2", State.FAILED)
+        held = await h.reaches("D-acc1", State.HELD)
     assert h.worker.account_error == "errors/disconnected_account"
-    for draft_id in ("D-acc1", "D-acc2"):
-        draft = h.worker.draft(draft_id)
-        assert draft is not None
-        assert draft.error == "errors/disconnected_account"
-    parked = [e for e in logs if e["event"] == "account_parked"]
-    assert [e["log_level"] for e in parked] == ["error"]
+    assert held.error == "errors/disconnected_account"
+    assert [e["log_level"] for e in logs if e["event"] == "account_held"] == ["error"]
     late = await h.worker.add_draft("D-acc3")
-    assert (late.state, late.error) == (State.FAILED, "errors/disconnected_account")
+    assert (late.state, late.error) == (State.QUEUED, None)
+    queued = h.worker.draft("D-acc2")
+    assert queued is not None
+    assert queued.state is State.QUEUED
     assert [r.draft_id for r in h.sim.requests] == ["D-acc1"]
 
 
@@ -565,8 +564,8 @@ async def test_stop_returns_promptly_while_waiting(make: Callable[..., Harness])
     assert waiting.since is not None
 
 
-async def test_other_accounts_go_on_when_one_is_parked(make: Callable[..., Harness]) -> None:
-    """One account's credential error parks only that account; another publishes as usual."""
+async def test_other_accounts_go_on_when_one_is_held(make: Callable[..., Harness]) -> None:
+    """One account's credential error holds only that account; another publishes as usual."""
     broken = make("acc_broken")
     healthy = make("acc_healthy")
     broken.sim.script("D-b1", Script(faults=(Fault("errors/account_restricted"),)))
@@ -574,7 +573,7 @@ async def test_other_accounts_go_on_when_one_is_parked(make: Callable[..., Harne
     healthy.start()
     await broken.worker.add_draft("D-b1")
     await healthy.worker.add_draft("D-h1")
-    assert (await broken.reaches("D-b1", State.FAILED)).error == "errors/account_restricted"
+    assert (await broken.reaches("D-b1", State.HELD)).error == "errors/account_restricted"
     assert (await healthy.reaches("D-h1", State.PUBLISHED, State.FAILED)).state is State.PUBLISHED
     assert healthy.worker.account_error is None
     assert [x.draft_id for x in healthy.worker.drafts()] == ["D-h1"]
@@ -585,14 +584,13 @@ async def test_other_accounts_go_on_when_one_is_parked(make: Callable[..., Harne
     [
         (Script(faults=(Fault("errors/resource_not_found"),)), "errors/resource_not_found"),
         (Script(faults=(Fault(body="<html>oops</html>", status=200),)), "protocol_error"),
-        (Script(faults=(Fault("errors/service_unavailable"),) * 3), "errors/service_unavailable"),
     ],
-    ids=["not_found", "unreadable_answer", "transient_exhausted"],
+    ids=["not_found", "unreadable_answer"],
 )
 async def test_draft_errors_fail_only_that_draft(
     make: Callable[..., Harness], script: Script, error: str
 ) -> None:
-    """A draft error, an unreadable answer or exhausted retries fail the draft, not the account."""
+    """A draft error or an unreadable answer fails the draft, not the account."""
     h = make()
     h.sim.script("D-bad", script)
     h.start()
@@ -620,9 +618,9 @@ async def test_already_performed_counts_as_published(make: Callable[..., Harness
     ("faults", "error"),
     [
         ((Fault("errors/resource_not_found"),), "errors/resource_not_found"),
-        ((Fault("errors/service_unavailable"),) * 3, "errors/service_unavailable"),
+        ((Fault(body="<html>oops</html>", status=200),), "protocol_error"),
     ],
-    ids=["draft_error", "transient_exhausted"],
+    ids=["draft_error", "unreadable_answer"],
 )
 async def test_retry_requeues_a_failed_draft_until_published(
     make: Callable[..., Harness], faults: tuple[Fault, ...], error: str
@@ -674,22 +672,6 @@ async def test_retry_leaves_a_published_or_active_draft_unchanged(
     assert len(h.sim.requests) == sent
     assert "retry" not in [e["event"] for e in h.records.draft_history(ACCOUNT, "D-done")]
     assert "retry" not in [e["event"] for e in h.records.draft_history(ACCOUNT, "D-wait")]
-
-
-async def test_retry_on_a_parked_account_fails_again_at_once(make: Callable[..., Harness]) -> None:
-    """While the account is parked a retried draft fails fast with the park's type, as a new one."""
-    h = make()
-    h.sim.script("D-park", Script(faults=(Fault("errors/account_restricted"),)))
-    h.start()
-    await h.worker.add_draft("D-park")
-    await h.reaches("D-park", State.FAILED)
-    assert h.worker.account_error == "errors/account_restricted"
-    again = await h.worker.add_draft("D-park", retry=True)
-    assert (again.state, again.error) == (State.FAILED, "errors/account_restricted")
-    assert again.error_detail == "the account is parked"
-    events = [e["event"] for e in h.records.draft_history(ACCOUNT, "D-park")]
-    assert events[-2:] == ["retry", "fail"]
-    assert [r.draft_id for r in h.sim.requests] == ["D-park"]
 
 
 # --- the whole mail path: Dovecot, the real watcher, after_use ---------------------

@@ -72,9 +72,13 @@ class ControlClient:
     def checked(self, method: str, path: str, body: Any = None) -> Any:
         reply = self.call(method, path, body)
         if reply.status >= 400:
-            message = reply.body.get("error") if isinstance(reply.body, dict) else None
-            raise ControlError(f"the daemon refused: {message or f'HTTP {reply.status}'}")
+            self._refused(reply)
         return reply.body
+
+    @staticmethod
+    def _refused(reply: Reply) -> None:
+        message = reply.body.get("error") if isinstance(reply.body, dict) else None
+        raise ControlError(f"the daemon refused: {message or f'HTTP {reply.status}'}")
 
     def publish(
         self,
@@ -94,11 +98,41 @@ class ControlClient:
         result: dict[str, Any] = self.checked("POST", "/drafts", body)
         return result
 
-    def drafts(self, draft_id: str | None = None, account_id: str | None = None) -> list[Any]:
-        query = f"?{urlencode({'account_id': account_id})}" if account_id else ""
+    def drafts(
+        self,
+        draft_id: str | None = None,
+        account_id: str | None = None,
+        *,
+        state: str | None = None,
+        since: str | None = None,
+    ) -> list[Any]:
+        """One draft, or the drafts (of an account, in a state, changed since an ISO time)."""
+        wanted = {"account_id": account_id, "state": state, "since": since}
+        filters = {k: v for k, v in wanted.items() if v}
+        query = f"?{urlencode(filters)}" if filters else ""
         if draft_id is None:
             return list(self.checked("GET", "/drafts" + query))
         return [self.checked("GET", f"/drafts/{quote(draft_id, safe='')}{query}")]
+
+    def cancel(self, draft_id: str, account_id: str | None = None) -> Reply:
+        """Cancel a draft; 200 (cancelled, or pending its call), 409 when already finished."""
+        body = {"account_id": account_id} if account_id else {}
+        reply = self.call("POST", f"/drafts/{quote(draft_id, safe='')}/cancel", body)
+        if reply.status >= 400 and reply.status != 409:
+            self._refused(reply)
+        return reply
+
+    def retry_failed(self, error: str | None = None, account_id: str | None = None) -> Any:
+        body: dict[str, Any] = {"failed": True}
+        if error:
+            body["error"] = error
+        if account_id:
+            body["account_id"] = account_id
+        return self.checked("POST", "/drafts/retry", body)
+
+    def resume(self, account_id: str | None = None) -> Any:
+        body = {"account_id": account_id} if account_id else {}
+        return self.checked("POST", "/resume", body)
 
     def health(self, *, live: bool = False) -> Reply:
         return self.call("GET", "/healthz?live=1" if live else "/healthz")

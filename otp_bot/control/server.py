@@ -1,11 +1,14 @@
 """The control API: hand drafts to the daemon, read their state, health, metrics.
 
     POST /drafts          {"draft_id", "options"?, "checkpoint"?, "account_id"?, "retry"?}
-    GET  /drafts          every draft (?account_id=, ?state= filter)
+    GET  /drafts          every draft (?account_id=, ?state=S[,S2], ?since=ISO-8601 filters)
     GET  /drafts/{id}     one draft
     GET  /healthz         200 when every account is healthy, else 503 (the body says why)
                           ?live=1: 200 unless a mailbox loop is stuck or a task crashed
     GET  /metrics         Prometheus text
+    GET  /events          the draft events, server-sent (``control/events.py``)
+    POST /drafts/{id}/cancel, POST /drafts/retry, POST /resume,
+    POST /accounts/{id}/resume                   (``control/operator.py``)
 
 One server per distinct ``OTP_BOT_CONTROL_ADDR``; the accounts sharing an
 address share its server. With ``OTP_BOT_CONTROL_TOKEN`` every request needs
@@ -24,6 +27,8 @@ import structlog
 from aiohttp import web
 
 from otp_bot.config import is_loopback, split_host_port
+from otp_bot.control.events import EventSource, EventStream
+from otp_bot.control.operator import OperatedAccount, Operator, Refused, list_filters
 from otp_bot.errors import ConfigError, InputRejected
 
 log = structlog.get_logger(__name__)
@@ -42,7 +47,7 @@ JsonDict = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class ControlledAccount(Protocol):
+class ControlledAccount(OperatedAccount, Protocol):
     """What the control API needs from one account (``service.Account``)."""
 
     @property
@@ -103,6 +108,7 @@ class ControlServer:
         *,
         token: str | None = None,
         before_metrics: Callable[[], None] = lambda: None,
+        events: EventSource | None = None,
     ) -> None:
         check_bind(addr, token)
         self.host, self.port = split_host_port(addr)
@@ -121,8 +127,11 @@ class ControlServer:
                 web.get("/drafts/{draft_id}", self._get_draft),
                 web.get("/healthz", self._healthz),
                 web.get("/metrics", self._metrics_text),
+                *Operator(self._accounts, _json_object).routes(),
             ]
         )
+        if events is not None:
+            self.app.add_routes([web.get("/events", EventStream(events).handle)])
 
     async def start(self) -> None:
         """Listen on the control address (ConfigError when it is taken)."""
@@ -151,7 +160,7 @@ class ControlServer:
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
-        except BadRequest as exc:
+        except (BadRequest, Refused) as exc:
             return _error(exc.status, str(exc))
         except InputRejected as exc:
             return _error(400, str(exc))
@@ -203,13 +212,12 @@ class ControlServer:
 
     async def _list_drafts(self, request: web.Request) -> web.Response:
         wanted_account = request.query.get("account_id")
-        wanted_state = request.query.get("state")
+        states, since = list_filters(request.query)
         drafts = [
             draft
             for account in self._accounts
             if wanted_account in (None, account.account_id)
-            for draft in account.drafts()
-            if wanted_state in (None, draft.get("state"))
+            for draft in account.find_drafts(states, since)
         ]
         drafts.sort(key=lambda d: str(d.get("updated_at") or ""), reverse=True)
         return web.json_response(drafts)
@@ -259,13 +267,18 @@ class ControlServer:
         raise BadRequest(404, f"no account {account_id!r} on this control API")
 
 
-async def _json_body(request: web.Request) -> JsonDict:
+async def _json_object(request: web.Request) -> JsonDict:
     try:
         body = json.loads(await request.read())
     except (UnicodeDecodeError, ValueError):
         raise BadRequest(400, "the body must be a JSON object") from None
     if not isinstance(body, dict):
         raise BadRequest(400, "the body must be a JSON object")
+    return body
+
+
+async def _json_body(request: web.Request) -> JsonDict:
+    body = await _json_object(request)
     unknown = set(body) - _BODY_KEYS
     if unknown:
         raise BadRequest(400, f"unknown fields: {', '.join(sorted(unknown))}")

@@ -18,6 +18,7 @@ import structlog
 
 from otp_bot.config import Settings
 from otp_bot.daemon.metrics import Metrics, count_states
+from otp_bot.daemon.operations import Operations
 from otp_bot.errors import ApiError, ExpiredLink, InvalidSolution
 from otp_bot.imap.watcher import IncomingMail, MailboxWatcher, WatcherLinks
 from otp_bot.mail.extract import Evidence
@@ -76,8 +77,8 @@ def _result_of(error: ApiError) -> str:
     return "error"
 
 
-class Account:
-    """An account's client, watcher and worker, wired together."""
+class Account(Operations):
+    """An account's client, watcher and worker, wired together (controls: ``Operations``)."""
 
     def __init__(self, settings: Settings, store: Store, metrics: Metrics) -> None:
         self.settings = settings
@@ -95,6 +96,7 @@ class Account:
         )
         self.watcher = MailboxWatcher(settings, store, self._on_mail, links=links)
         self.worker.mailbox = self.watcher
+        self._start_operations()
 
     @property
     def account_id(self) -> str:
@@ -139,6 +141,7 @@ class Account:
 
     def _on_change(self, draft: Draft) -> None:
         self._counts = None
+        self._changed()
         if draft.state is State.AWAITING_CODE:
             self.watcher.nudge()  # from a long IDLE to probing every few seconds
 
@@ -162,20 +165,26 @@ class Account:
             return self.crashed
         if self.watcher.state == "auth_failed":
             return "IMAP login refused: check OTP_BOT_IMAP_USER and the password or token"
-        if self.worker.account_error:
-            return f"postpress account error: {self.worker.account_error}"
+        if self.worker.hold is not None:
+            return f"postpress account held: {self.worker.hold.error} (otp-bot resume to probe now)"
+        if self.worker.outage is not None:
+            return f"postpress API unreachable: {self.worker.outage.error}"
         if age > self.settings.health_max_stale:
             return f"no mailbox progress for {age:.0f} s (mailbox {self.watcher.state})"
         return None
 
     def health(self) -> JsonDict:
         problem = self.problem()
+        now = self.worker.clock()
         return {
             "account_id": self.account_id,
             "healthy": problem is None,
             "mailbox": self.watcher.state,
             "last_progress_age": round(self.progress_age(), 1),
             "account_error": self.worker.account_error,
+            "held": self.worker.hold.to_dict(now) if self.worker.hold is not None else None,
+            "api": "unreachable" if self.worker.outage is not None else "ok",
+            "outage": self.worker.outage.to_dict() if self.worker.outage is not None else None,
             "problem": problem,
         }
 
@@ -184,9 +193,9 @@ class Account:
 
         systemd's watchdog is fed only then, and ``GET /healthz?live=1`` (the
         liveness probe) answers 200 only then: a restart fixes these two. A
-        refused IMAP login counts as progressing, and so does a parked account:
-        a restart cannot fix a password or an account, and would stop the
-        healthy accounts.
+        refused IMAP login counts as progressing, and so does a held account or
+        an API outage: a restart cannot fix a password, an account or the API,
+        and would stop the healthy accounts.
         """
         if self.crashed is not None:
             return False
@@ -200,7 +209,7 @@ class Account:
             self.watcher.watching.is_set()
             or self.watcher.state == "auth_failed"
             or self.crashed is not None
-            or self.worker.account_error is not None
+            or self.worker.hold is not None
         )
 
     def refresh_metrics(self) -> None:
@@ -209,3 +218,5 @@ class Account:
         self.metrics.set_health(
             self.account_id, up=self.problem() is None, last_progress_unix=time.time() - age
         )
+        self.metrics.set_held(self.account_id, held=self.worker.hold is not None)
+        self.metrics.set_api_reachable(self.account_id, reachable=self.worker.outage is None)

@@ -14,6 +14,9 @@ and tests build as many as they like.
     otp_bot_account_up{account}                          1 healthy, 0 not
     otp_bot_mailbox_lag_seconds{account}                 mail arrival -> seen by the bot
     otp_bot_mailbox_after_use_failures_total{account,action}  failed after-use attempts
+    otp_bot_account_held{account}                        1 while the account is held
+    otp_bot_api_reachable{account}                       0 while the API fails past retries
+    otp_bot_webhook_deliveries_total{account,result}     delivered | failed (attempts)
 """
 
 from __future__ import annotations
@@ -23,9 +26,19 @@ from collections.abc import Iterable, Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-# The six user-visible draft states, always exported (0 included) so that
+# The user-visible draft states, always exported (0 included) so that
 # dashboards see a series before the first draft reaches a state.
-DRAFT_STATES = ("queued", "publishing", "awaiting_code", "submitting", "published", "failed")
+DRAFT_STATES = (
+    "queued",
+    "publishing",
+    "awaiting_code",
+    "submitting",
+    "held",
+    "retrying",
+    "published",
+    "failed",
+    "cancelled",
+)
 # Dovecot announces mail ~0.5 s after arrival; real providers take seconds to
 # a minute. The buckets span that range.
 LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -95,6 +108,33 @@ class Metrics:
             [*labels, "action"],
             registry=self.registry,
         )
+        self.account_held = Gauge(
+            "otp_bot_account_held",
+            "1 while postpress holds the account (an account-level error; drafts wait).",
+            labels,
+            registry=self.registry,
+        )
+        self.api_reachable = Gauge(
+            "otp_bot_api_reachable",
+            "0 while the postpress API fails past the retry budget (drafts retrying), else 1.",
+            labels,
+            registry=self.registry,
+        )
+        self.webhook_deliveries = Counter(
+            "otp_bot_webhook_deliveries",
+            "Webhook delivery attempts, by result (delivered or failed).",
+            [*labels, "result"],
+            registry=self.registry,
+        )
+
+    def set_held(self, account: str, *, held: bool) -> None:
+        self.account_held.labels(account=account).set(1 if held else 0)
+
+    def set_api_reachable(self, account: str, *, reachable: bool) -> None:
+        self.api_reachable.labels(account=account).set(1 if reachable else 0)
+
+    def webhook(self, account: str, result: str) -> None:
+        self.webhook_deliveries.labels(account=account, result=result).inc()
 
     def email(self, account: str, result: str) -> None:
         self.emails.labels(account=account, result=result).inc()

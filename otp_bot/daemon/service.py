@@ -30,6 +30,7 @@ import structlog
 from otp_bot.config import Settings
 from otp_bot.control.server import ControlServer, check_bind
 from otp_bot.daemon.account import Account
+from otp_bot.daemon.feed import EventFeed
 from otp_bot.daemon.metrics import DRAFT_STATES, Metrics
 from otp_bot.daemon.notify import Notifier, watchdog_period
 from otp_bot.daemon.statelock import StateLock
@@ -158,9 +159,21 @@ def _control_servers(accounts: Sequence[Account], metrics: Metrics) -> list[Cont
                 metrics,
                 token=token.get_secret_value() if token else None,
                 before_metrics=functools.partial(_refresh_metrics, group),
+                events=_event_feed(group),
             )
         )
     return servers
+
+
+def _event_feed(accounts: Sequence[Account]) -> EventFeed:
+    """The events of these accounts (one source per state database), woken by their changes."""
+    by_db: dict[Path, list[Account]] = defaultdict(list)
+    for account in accounts:
+        by_db[account.settings.state_db].append(account)
+    feed = EventFeed([(group[0].events, [a.account_id for a in group]) for group in by_db.values()])
+    for account in accounts:
+        account.listeners.append(feed.bump)
+    return feed
 
 
 def _refresh_metrics(accounts: Sequence[Account]) -> None:
@@ -204,6 +217,7 @@ async def _loop(
             for name, coro in (
                 ("mailbox", account.watcher.run(stop)),
                 ("worker", account.worker.run(stop)),
+                *account.duties(stop),
             ):
                 tasks.append(group.create_task(_supervise(account, name, coro, stop)))
         housekeeping = group.create_task(_housekeeping(accounts, stop, notifier, ping))

@@ -15,8 +15,18 @@ before it acts on it.
       │    └──SolutionRejected──────┘    │ GotPublished
       └────────────Submit───────────────┘ ▼ published
 
-    Fail: any state but published/failed -> failed
-    Retry: failed -> queued (only on request: the bot never moves a failed draft)
+    Hold:   publishing/submitting/retrying -> held (an account-level error);
+            Resume: held -> publishing (the account is usable again; a fresh key)
+    Stall:  publishing/submitting -> retrying (the API failed past the retry
+            budget; the same call is re-sent, and its answer moves the draft on
+            as it would have moved the publishing/submitting draft)
+    Fail:   any state but published/failed/cancelled -> failed
+    Cancel: queued/awaiting_code/held/retrying -> cancelled (an operator's request;
+            a draft in the middle of a call finishes that call first)
+    Retry:  failed/cancelled -> queued (only on request: the bot never moves them)
+
+(Over 250 lines: the states, the events and the table are read together;
+split, the life cycle could no longer be read in one place.)
 """
 
 from __future__ import annotations
@@ -41,12 +51,27 @@ class State(StrEnum):
     PUBLISHED = "published"
     # Terminal for the bot: ``error`` says why. Only a user's ``Retry`` re-queues it.
     FAILED = "failed"
+    # The account answered an account-level error (``error``) to this draft's
+    # call: it waits, holding the slot, until the account is usable again, then
+    # publishes again under a fresh key. Drafts added meanwhile stay queued.
+    HELD = "held"
+    # The API failed (network, 5xx, timeouts) past the client's retry budget:
+    # the call in flight (publish, or the submit of ``input_hash``) is re-sent
+    # under the same key with backoff, until the draft deadline.
+    RETRYING = "retrying"
+    # Terminal: an operator cancelled the draft. A ``Retry`` re-queues it.
+    CANCELLED = "cancelled"
 
 
-# The states a draft never leaves by itself (only a user's ``Retry`` moves a failed one).
-TERMINAL = frozenset({State.PUBLISHED, State.FAILED})
+# The states a draft never leaves by itself (only a user's ``Retry`` moves a failed
+# or cancelled one).
+TERMINAL = frozenset({State.PUBLISHED, State.FAILED, State.CANCELLED})
 # The states in which a draft holds its account's one checkpoint slot.
-ACTIVE = frozenset({State.PUBLISHING, State.AWAITING_CODE, State.SUBMITTING})
+ACTIVE = frozenset(
+    {State.PUBLISHING, State.AWAITING_CODE, State.SUBMITTING, State.HELD, State.RETRYING}
+)
+# A call to the API is (or may be) in flight under the draft's idempotency key.
+IN_CALL = frozenset({State.PUBLISHING, State.SUBMITTING, State.RETRYING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +265,71 @@ class Fail:
 
 
 @dataclass(frozen=True, slots=True)
+class Hold:
+    """An account-level error answered the draft's call: wait for the account."""
+
+    error: str
+    detail: str | None = None
+
+    def effect(self, draft: Draft, now: datetime) -> Draft:
+        return replace(
+            draft, error=self.error, error_detail=self.detail, checkpoint=None, since=None
+        )
+
+    def describe(self) -> str:
+        return f"held: {self.error}; publishes again once the account is usable"
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """The account is usable again: publish the held draft under a fresh key."""
+
+    idempotency_key: str
+    via: str = "probe"  # what showed the account usable: probe | publish | restart
+
+    def effect(self, draft: Draft, now: datetime) -> Draft:
+        return replace(draft, idempotency_key=self.idempotency_key)
+
+    def describe(self) -> str:
+        return f"account usable again ({self.via}): publish"
+
+
+@dataclass(frozen=True, slots=True)
+class Stall:
+    """The API failed past the retry budget: keep the call (key, input) to re-send it.
+
+    ``first_sent``: when the call was first sent (the publishing/submitting
+    draft's ``updated_at``); an answer's checkpoint counts from then on.
+    """
+
+    error: str
+    detail: str | None
+    first_sent: datetime
+
+    def effect(self, draft: Draft, now: datetime) -> Draft:
+        # ``advance`` kept the call's key and input (see KEEPS_CALL).
+        return replace(
+            draft, error=self.error, error_detail=self.detail, since=draft.since or self.first_sent
+        )
+
+    def describe(self) -> str:
+        return f"API unreachable: {self.error}; the same call is re-sent with backoff"
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """An operator stopped the draft."""
+
+    reason: str = "cancelled by the operator"
+
+    def effect(self, draft: Draft, now: datetime) -> Draft:
+        return replace(draft, error_detail=self.reason, checkpoint=None, since=None)
+
+    def describe(self) -> str:
+        return self.reason
+
+
+@dataclass(frozen=True, slots=True)
 class Retry:
     """A user asked to try a failed draft again: a fresh attempt, same job and history."""
 
@@ -263,27 +353,54 @@ Event = (
     | SolutionRejected
     | Fail
     | Retry
+    | Hold
+    | Resume
+    | Stall
+    | Cancel
 )
 
 _Q, _P, _A, _S = State.QUEUED, State.PUBLISHING, State.AWAITING_CODE, State.SUBMITTING
+_H, _R, _C = State.HELD, State.RETRYING, State.CANCELLED
 # The life cycle: (state, event type) -> next state. Anything else is illegal.
 TRANSITIONS: dict[tuple[State, type[Event]], State] = {
     (_Q, StartPublish): _P,
     (_Q, GotCheckpoint): _A,  # a checkpoint registered by whoever published it
     (_Q, Fail): State.FAILED,
+    (_Q, Cancel): _C,
     (_P, GotPublished): State.PUBLISHED,
     (_P, GotCheckpoint): _A,
     (_P, Fail): State.FAILED,
+    (_P, Hold): _H,
+    (_P, Stall): _R,
     (_A, Submit): _S,
     (_A, Republish): _P,
     (_A, Fail): State.FAILED,
+    (_A, Cancel): _C,
     (_S, GotPublished): State.PUBLISHED,
     (_S, GotCheckpoint): _A,
     (_S, SolutionRejected): _A,
     (_S, Republish): _P,
     (_S, Fail): State.FAILED,
-    (State.FAILED, Retry): _Q,  # only ever on a user's request (``add_draft(retry=True)``)
+    (_S, Hold): _H,
+    (_S, Stall): _R,
+    # The re-sent call's answer moves a retrying draft as it would have moved
+    # the publishing/submitting draft; a failed re-send commits nothing.
+    (_R, GotPublished): State.PUBLISHED,
+    (_R, GotCheckpoint): _A,
+    (_R, SolutionRejected): _A,
+    (_R, Republish): _P,
+    (_R, Fail): State.FAILED,  # an error answer, or the draft deadline passed
+    (_R, Hold): _H,
+    (_R, Cancel): _C,
+    (_H, Resume): _P,
+    (_H, Fail): State.FAILED,
+    (_H, Cancel): _C,
+    # Only ever on a user's request (``add_draft(retry=True)``, ``retry --failed``).
+    (State.FAILED, Retry): _Q,
+    (_C, Retry): _Q,
 }
+# Events whose draft keeps the call in flight (its key and input) to re-send it.
+KEEPS_CALL: tuple[type[Event], ...] = (Stall,)
 EVENT_TYPES: tuple[type[Event], ...] = get_args(Event)
 
 
@@ -298,14 +415,25 @@ class IllegalTransition(Exception):
         )
 
 
+def target_of(draft: Draft, event: Event) -> State | None:
+    """The state ``event`` moves ``draft`` to, or None when the move is illegal.
+
+    The table, and one rule it cannot say: only an input in flight can be
+    rejected (a retrying draft re-sends a publish or a submit).
+    """
+    if isinstance(event, SolutionRejected) and draft.input_hash is None:
+        return None
+    return TRANSITIONS.get((draft.state, type(event)))
+
+
 def advance(draft: Draft, event: Event, now: datetime) -> Draft:
     """The draft after ``event`` at ``now``; raises ``IllegalTransition``."""
-    target = TRANSITIONS.get((draft.state, type(event)))
+    target = target_of(draft, event)
     if target is None:
         raise IllegalTransition(draft, event)
-    cleared = replace(
-        draft, state=target, updated_at=now, idempotency_key=None, input_hash=None, input_form=None
-    )
+    cleared = replace(draft, state=target, updated_at=now, error=None, error_detail=None)
+    if not isinstance(event, KEEPS_CALL):
+        cleared = replace(cleared, idempotency_key=None, input_hash=None, input_form=None)
     return event.effect(cleared, now)
 
 

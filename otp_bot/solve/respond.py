@@ -8,9 +8,13 @@
 | 401 invalid_checkpoint_solution (submit) | SolutionRejected: next form or e-mail  |
 | input refused before sending (submit)    | SolutionRejected                       |
 | 401 expired_link (submit)                | Republish, or Fail once over the bound |
-| credential and account types             | Fail with the type, park the account   |
-| transient, after the client's retries    | Fail with the type                     |
+| credential and account types             | Hold: the account is held, the draft   |
+|                                          | waits and publishes again once usable  |
+| transient, after the client's retries    | Stall: re-send the same call later     |
 | anything else, unreadable answers        | Fail with the type                     |
+
+A ``retrying`` draft's re-sent call is judged as the call it re-sends: a
+submit when it holds an input, else a publish.
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ from otp_bot.solve.drafts import (
     Fail,
     GotCheckpoint,
     GotPublished,
+    Hold,
     SolutionRejected,
+    Stall,
     State,
     republish_or_fail,
 )
@@ -53,13 +59,16 @@ class Reaction:
     event: Event
     accepted: bool = False  # the submitted input passed: consume its e-mail
     spent: bool = False  # the submitted input's e-mail is dead (expired): consume it too
-    park: str | None = None  # an account error: park the account with this type
+    hold: str | None = None  # an account error: hold the account with this type
+    unreachable: bool = False  # the API failed past the retry budget (an outage)
     unknown: bool = False  # the error type is not in our table (say so in the log)
 
 
 def react(draft: Draft, outcome: Outcome, *, republish_limit: int, new_key: str) -> Reaction:
-    """The reaction of a ``publishing`` or ``submitting`` draft to an API outcome."""
-    submitting = draft.state is State.SUBMITTING
+    """The reaction of a ``publishing``, ``submitting`` or ``retrying`` draft to an outcome."""
+    submitting = draft.state is State.SUBMITTING or (
+        draft.state is State.RETRYING and draft.input_hash is not None
+    )
     if isinstance(outcome, Published | Checkpoint):
         return Reaction(_success(draft, outcome), accepted=submitting)
     if isinstance(outcome, ApiError):
@@ -79,8 +88,10 @@ def _success(draft: Draft, answer: Answer) -> Event:
     # The checkpoint was issued at the earliest when this call was first sent,
     # which is when the draft entered publishing/submitting. A retried or,
     # after a crash, replayed call answers later, but LinkedIn's e-mail may be
-    # as old as that first send: it must still count.
-    return GotCheckpoint(answer.type, answer.job_id, issued_at=draft.updated_at)
+    # as old as that first send: it must still count. A retrying draft keeps
+    # that time in ``since`` (or its checkpoint's, earlier still).
+    first_sent = draft.since if draft.state is State.RETRYING else draft.updated_at
+    return GotCheckpoint(answer.type, answer.job_id, issued_at=first_sent)
 
 
 def _api_error(
@@ -95,8 +106,9 @@ def _api_error(
         event = republish_or_fail(draft, reason=error.type, limit=limit, key=new_key)
         return Reaction(event, spent=True, unknown=unknown)
     if isinstance(error, AccountError):
-        return Reaction(Fail(error.type, str(error)), park=error.type, unknown=unknown)
+        return Reaction(Hold(error.type, str(error)), hold=error.type, unknown=unknown)
     if isinstance(error, TransientError):
         detail = f"still failing after the client's bounded retries: {error}"
-        return Reaction(Fail(error.type, detail), unknown=unknown)
+        stall = Stall(error.type, detail, first_sent=draft.updated_at)
+        return Reaction(stall, unreachable=True, unknown=unknown)
     return Reaction(Fail(error.type, str(error)), unknown=unknown)

@@ -37,7 +37,7 @@ from otp_bot.solve.drafts import (
 )
 from otp_bot.solve.intake import MailIntake
 from otp_bot.solve.match import LINK, Candidate, candidates, deadline, first_unused, window_start
-from otp_bot.solve.respond import Outcome, react
+from otp_bot.solve.respond import Outcome, Reaction, react
 from otp_bot.store.db import Store
 from otp_bot.store.drafts import DraftStore
 from otp_bot.store.evidence import EvidenceStore
@@ -68,7 +68,7 @@ def new_key() -> str:
 
 
 class DraftSteps:
-    """The account's state (settings, store, client, parking) and its steps."""
+    """The account's state (settings, store, client) and its steps."""
 
     def __init__(
         self,
@@ -83,7 +83,7 @@ class DraftSteps:
         self.client = client
         self.clock = clock
         self.account_id = settings.account_id
-        self.account_error: str | None = None
+        self.in_call: str | None = None  # the draft whose API call is in flight
         self.mailbox: MailboxWatcher | None = None
         self.on_change: Callable[[Draft], None] | None = None
         self.wake = asyncio.Event()  # set when there may be something to do
@@ -105,67 +105,65 @@ class DraftSteps:
 
     async def step(self) -> float:
         """Take one step; return how long to idle before the next (0: at once)."""
-        if self.account_error is not None:
-            return math.inf
         pending = self.drafts(pending=True)
         current = next((d for d in pending if d.state in ACTIVE), None)
         if current is None:
-            queued = next((d for d in pending if d.state is State.QUEUED), None)
-            if queued is None:
-                return math.inf
-            if queued.checkpoint is not None:  # registered while the slot was taken
-                self._commit(queued, GotCheckpoint(queued.checkpoint, issued_at=queued.since))
-            else:
-                self.evidence.forget_evidence(self.account_id, self.clock() - EVIDENCE_RETENTION)
-                self._commit(queued, StartPublish(new_key()))
-            return 0
-        if current.state is State.PUBLISHING:
-            await self._publish(current)
-            return 0
-        if current.state is State.SUBMITTING:
-            await self._submit(current)
-            return 0
-        return self._await_code(current)
+            return self._start_next(pending)
+        if current.state is State.AWAITING_CODE:
+            return self._await_code(current)
+        return await self._call(current)
 
-    async def _publish(self, draft: Draft) -> None:
-        options = {**publish_defaults(self.settings).to_body(), **draft.options}
-        await self.store.durable()  # the key we publish under is on disk first
-        outcome: Outcome
+    def _start_next(self, pending: list[Draft]) -> float:
+        """No draft under way: the oldest queued one takes the account's slot."""
+        queued = next((d for d in pending if d.state is State.QUEUED), None)
+        if queued is None:
+            return math.inf
+        if queued.checkpoint is not None:  # registered while the slot was taken
+            self._commit(queued, GotCheckpoint(queued.checkpoint, issued_at=queued.since))
+        else:
+            self.evidence.forget_evidence(self.account_id, self.clock() - EVIDENCE_RETENTION)
+            self._commit(queued, StartPublish(new_key()))
+        return 0
+
+    async def _call(self, draft: Draft) -> float:
+        """Send the draft's call (publish, or submit its input) under its key; commit the answer."""
+        outcome = await self._send(draft)
+        if outcome is not None:
+            self._react(draft, outcome)
+        return 0
+
+    async def _send(self, draft: Draft) -> Outcome | None:
+        """The API's answer to the draft's call (None: the input was lost, the draft failed)."""
+        value = None
+        if draft.input_hash is not None:
+            value = self.evidence.input_value(self.account_id, draft.input_hash)
+            if value is None:  # cannot happen: the input is stored with the transition
+                self._commit(draft, Fail("input_lost", "the input in flight is not in the store"))
+                return None
+        self.in_call, draft_id, key = draft.draft_id, draft.draft_id, draft.idempotency_key
         try:
-            outcome = await self.client.publish(
-                draft.draft_id, options, idempotency_key=draft.idempotency_key
-            )
+            # The key (and the input, recorded as used) are on disk before the call.
+            await self.store.durable()
+            if value is not None:
+                return await self.client.solve_checkpoint(draft_id, value, idempotency_key=key)
+            options = {**publish_defaults(self.settings).to_body(), **draft.options}
+            return await self.client.publish(draft_id, options, idempotency_key=key)
         except OtpBotError as exc:
-            outcome = exc
-        self._react(draft, outcome)
+            return exc
+        finally:
+            self.in_call = None
 
-    async def _submit(self, draft: Draft) -> None:
-        value = self.evidence.input_value(self.account_id, draft.input_hash or "")
-        if value is None:  # cannot happen: the input is stored with the transition
-            self._commit(draft, Fail("input_lost", "the input in flight is not in the store"))
-            return
-        await self.store.durable()  # the input is recorded as used, on disk, before it is sent
-        outcome: Outcome
-        try:
-            outcome = await self.client.solve_checkpoint(
-                draft.draft_id, value, idempotency_key=draft.idempotency_key
-            )
-        except OtpBotError as exc:
-            outcome = exc
-        if self._react(draft, outcome):
-            self._after_use(draft)
-
-    def _react(self, draft: Draft, outcome: Outcome) -> bool:
-        """Commit what the API's answer means; True when the submitted input passed."""
+    def _react(self, draft: Draft, outcome: Outcome) -> Reaction:
+        """Commit what the API's answer means (its reaction is returned)."""
         reaction = react(
             draft, outcome, republish_limit=self.settings.republish_limit, new_key=new_key()
         )
         if reaction.unknown:
             self._log.warning("api_error_unknown_type", draft_id=draft.draft_id, error=str(outcome))
         self._commit(draft, reaction.event, accepted=reaction.accepted, spent=reaction.spent)
-        if reaction.park is not None:
-            self._park(reaction.park, str(outcome))
-        return reaction.accepted
+        if reaction.accepted:
+            self._after_use(draft)
+        return reaction
 
     def _await_code(self, draft: Draft) -> float:
         now = self.clock()
@@ -239,18 +237,6 @@ class DraftSteps:
                 self.on_change(draft)
             except Exception:  # noqa: BLE001 - a metrics hook must not stop the worker
                 self._log.exception("on_change_failed", draft_id=draft.draft_id)
-
-    def _park(self, error: str, detail: str) -> None:
-        """An account error: fail every waiting draft and refuse new ones until restart."""
-        self.account_error = error
-        self._log.error(
-            "account_parked",
-            error=error,
-            detail=detail,
-            action="fix the postpress account (credentials, restriction), then restart otp-bot",
-        )
-        for draft in self.drafts(pending=True):
-            self._commit(draft, Fail(error, f"the account is parked: {detail}"))
 
     def _after_use(self, draft: Draft) -> None:
         """Let the mailbox mark, move or delete the used e-mail, without holding up the worker."""

@@ -27,12 +27,13 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from otp_bot.errors import InputRejected
 from otp_bot.postpress.wire import PublishOptions
-from otp_bot.solve.drafts import ACTIVE, Draft, Fail, GotCheckpoint, Retry, State, new_draft
-from otp_bot.solve.steps import DraftSteps
+from otp_bot.solve.drafts import ACTIVE, Draft, GotCheckpoint, Retry, State, new_draft
+from otp_bot.solve.holding import HoldingSteps
 
 if TYPE_CHECKING:
     from otp_bot.imap.watcher import IncomingMail
@@ -47,12 +48,12 @@ STEP_RETRY_S = 1.0
 STEP_RETRY_MAX_S = 60.0
 
 
-class AccountWorker(DraftSteps):
+class AccountWorker(HoldingSteps):
     """Publishes one account's drafts and solves their checkpoints from its mail.
 
     Constructed as ``AccountWorker(settings, store, client, clock=...)``; the
     shell sets ``mailbox`` (for ``after_use``) and ``on_change`` (metrics) and
-    reads ``account_error`` (set while the account is parked).
+    reads ``hold`` (the account is held) and ``outage`` (the API is failing).
     """
 
     # --- what the shell calls ------------------------------------------------
@@ -73,7 +74,7 @@ class AccountWorker(DraftSteps):
         _check_new(draft_id, options, checkpoint)
         existing = self.draft(draft_id)
         if existing is not None:
-            if retry and existing.state is State.FAILED:
+            if retry and existing.state in (State.FAILED, State.CANCELLED):
                 return self._retry(existing)
             return existing
         fresh = new_draft(self.account_id, draft_id, self.clock(), options, checkpoint)
@@ -82,18 +83,24 @@ class AccountWorker(DraftSteps):
             return draft  # added meanwhile by another caller
         self._log.info("draft_added", draft_id=draft_id, checkpoint=checkpoint)
         self._changed(draft)
-        if self.account_error is not None:
-            draft = self._commit(draft, Fail(self.account_error, "the account is parked"))
-        elif checkpoint is not None and not self._under_way():
+        # While the account is held the draft waits in the queue, checkpoint or not.
+        if checkpoint is not None and self.hold is None and not self._under_way():
             draft = self._commit(draft, GotCheckpoint(checkpoint, issued_at=draft.since))
         self.wake.set()
         return draft
 
-    def _retry(self, failed: Draft) -> Draft:
-        """Re-queue a failed draft; on a parked account it fails again at once, as a new one."""
-        draft = self._commit(failed, Retry(failed.error))
-        if self.account_error is not None:
-            draft = self._commit(draft, Fail(self.account_error, "the account is parked"))
+    def retry_failed(self, error: str | None = None) -> list[Draft]:
+        """Queue again every failed draft (only those failed with ``error``, if given)."""
+        failed = self.records.find_drafts(self.account_id, states={State.FAILED.value}, error=error)
+        return [self._retry(draft) for draft in failed]
+
+    def find(self, states: set[str] | None = None, since: datetime | None = None) -> list[Draft]:
+        """The account's drafts in one of ``states``, changed at or after ``since``."""
+        return self.records.find_drafts(self.account_id, states=states, since=since)
+
+    def _retry(self, done: Draft) -> Draft:
+        """Re-queue a failed or cancelled draft (a held account keeps it queued)."""
+        draft = self._commit(done, Retry(done.error))
         self.wake.set()
         return draft
 
@@ -135,6 +142,7 @@ class AccountWorker(DraftSteps):
             try:
                 idle = step.result()
                 failures = 0
+                self.apply_cancels()  # a cancel that waited for this step's call
             except Exception:  # noqa: BLE001 - one bad step must not end the account's worker
                 failures += 1
                 idle = min(STEP_RETRY_S * 2 ** (failures - 1), STEP_RETRY_MAX_S)

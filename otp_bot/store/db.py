@@ -105,6 +105,18 @@ MIGRATIONS: list[str] = [
         updated_at        TEXT NOT NULL
     );
     """,
+    # 2 -> 3: the history is the event table integrators read (webhook, GET /events):
+    # each row carries the draft's job and error; cursors say what was delivered.
+    """
+    ALTER TABLE draft_event ADD COLUMN job_id TEXT;
+    ALTER TABLE draft_event ADD COLUMN error TEXT;
+    CREATE TABLE event_cursor (
+        name       TEXT PRIMARY KEY,
+        last_id    INTEGER NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX draft_by_updated ON draft (updated_at);
+    """,
 ]
 
 # A busy database (another process holding the write lock) is waited for this

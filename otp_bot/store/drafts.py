@@ -9,6 +9,7 @@ Timestamps are stored as fixed-width UTC text so SQL compares them correctly.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,27 @@ class DraftStore:
         if pending:
             sql += f" AND state NOT IN ({_TERMINAL})"
         return [_draft(row) for row in self._store.query(sql + " ORDER BY rowid", params)]
+
+    def find_drafts(
+        self,
+        account_id: str,
+        *,
+        states: Collection[str] | None = None,
+        since: datetime | None = None,
+        error: str | None = None,
+    ) -> list[Draft]:
+        """The account's drafts in queue order, filtered in SQL: in one of ``states``,
+        changed at or after ``since``, failed with ``error``."""
+        sql = f"SELECT {_COLUMNS} FROM draft WHERE account_id=?"  # noqa: S608 constant
+        params: list[object] = [account_id]
+        if states is not None:
+            sql += f" AND state IN ({', '.join('?' * len(states))})"
+            params.extend(sorted(states))
+        if since is not None:
+            sql, params = sql + " AND updated_at>=?", [*params, sql_time(since)]
+        if error is not None:
+            sql, params = sql + " AND error=?", [*params, error]
+        return [_draft(row) for row in self._store.query(sql + " ORDER BY rowid", tuple(params))]
 
     def insert_draft(self, draft: Draft) -> Draft:
         """Add a new draft; an existing one with that id is returned unchanged."""
@@ -97,7 +119,8 @@ class DraftStore:
             if cursor.rowcount != 1:
                 raise StoreError(f"draft {old.draft_id} changed underneath this transition")
             _add_event(db, new, event_name(event), old.state, event.describe())
-            if old.input_hash is not None:
+            if old.input_hash is not None and new.input_hash != old.input_hash:
+                # (A draft that keeps its input, to re-send it, has no answer yet.)
                 _settle_input(db, old, event_name(event), accepted=accepted, spent=spent)
             if use is not None:
                 # A row for the same value can only be one older than the
@@ -180,8 +203,8 @@ def _add_event(
     db: sqlite3.Connection, draft: Draft, event: str, before: State | None, detail: str
 ) -> None:
     db.execute(
-        "INSERT INTO draft_event (account_id, draft_id, at, event, from_state, to_state, detail)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO draft_event (account_id, draft_id, at, event, from_state, to_state, detail,"
+        " job_id, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             draft.account_id,
             draft.draft_id,
@@ -190,6 +213,8 @@ def _add_event(
             before.value if before else None,
             draft.state.value,
             detail,
+            draft.job_id,
+            draft.error,
         ),
     )
 
