@@ -64,6 +64,15 @@ class InputForm(StrEnum):
     PIN = "pin"
 
 
+class DkimVerify(StrEnum):
+    """Who checks LinkedIn's DKIM signature: the receiving server's
+    Authentication-Results, the bot itself, or both."""
+
+    SERVER = "server"
+    SELF = "self"
+    BOTH = "both"
+
+
 class PublishMode(StrEnum):
     FREE = "FREE"
     PROMOTED = "PROMOTED"
@@ -94,6 +103,21 @@ def _is_loopback(host: str) -> bool:
 def is_loopback(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and localhost (used by the control API's bind check)."""
     return _is_loopback(host)
+
+
+def parse_nameserver(spec: str) -> tuple[str, int]:
+    """``1.2.3.4``, ``1.2.3.4:5353``, ``::1`` or ``[::1]:5353`` as (address, port)."""
+    host, port = spec.strip(), "53"
+    if host.startswith("["):
+        host, _, rest = host[1:].partition("]")
+        port = rest.removeprefix(":") or "53"
+    elif host.count(":") == 1:
+        host, _, port = host.partition(":")
+    ipaddress.ip_address(host)  # an address: a name here would need DNS to find DNS
+    number = int(port)
+    if not 0 < number < 65536:
+        raise ValueError(f"port {number} out of range")
+    return host, number
 
 
 def _split_list(value: object) -> object:
@@ -185,6 +209,11 @@ class Settings(ControlSettings):
     # authserv-ids whose Authentication-Results header is trusted even when it
     # is not the topmost one (e.g. "mx.google.com").
     trusted_authserv_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # server: trust the receiving server's Authentication-Results; self: verify
+    # LinkedIn's DKIM-Signature here (DNS lookups, cached); both: require both.
+    dkim_verify: DkimVerify = DkimVerify.SERVER
+    # DNS servers for the DKIM key lookup (host or host:port); empty: the system's.
+    dkim_nameservers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Mail received up to this long before the checkpoint still counts
     # (clocks of LinkedIn, the mail server and this host differ).
     clock_skew: Seconds = 120
@@ -227,10 +256,22 @@ class Settings(ControlSettings):
     webhook_timeout: Seconds = 10
     webhook_retry_max: Seconds = 300
 
-    @field_validator("trusted_authserv_ids", "verification_input_order", mode="before")
+    @field_validator(
+        "trusted_authserv_ids", "verification_input_order", "dkim_nameservers", mode="before"
+    )
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split_list(value)
+
+    @field_validator("dkim_nameservers")
+    @classmethod
+    def _nameservers(cls, value: list[str]) -> list[str]:
+        for spec in value:
+            try:
+                parse_nameserver(spec)
+            except ValueError:
+                raise ValueError(f"{spec!r} is not an IP address or ip:port") from None
+        return value
 
     @field_validator("verification_input_order")
     @classmethod

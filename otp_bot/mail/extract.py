@@ -1,10 +1,14 @@
 """Raw RFC 822 bytes in, an ``Evidence`` value out: the pure heart of the mail path.
 
-No I/O, no clock, no settings: the mailbox watcher passes the bytes and the
-operator's trusted authserv-ids; the solver judges the result. The steps:
-``mime.read_mail`` (bounded decoding) → ``trust`` (sender and
-Authentication-Results) → ``codes`` (code and verification link), reading the
-subject first, then plain-text parts, then flattened HTML.
+No I/O, no clock, no settings: the mailbox watcher passes the bytes, the
+operator's trusted authserv-ids, the DKIM mode and (for ``self``/``both``) a
+key lookup answered from the shell's cache; the solver judges the result.
+The steps: ``mime.read_mail`` (bounded decoding) → ``trust`` (headers that
+appear once, sender, Authentication-Results) and/or ``dkim`` (LinkedIn's
+signature checked here) → ``verification`` (only LinkedIn's own
+verification mail is read) → ``codes`` (code and verification link), reading
+the subject first, then plain-text parts, then flattened HTML for whatever
+the text parts lack.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from otp_bot.mail import dkim
 from otp_bot.mail.codes import find_code, find_link, urls_in
 from otp_bot.mail.flatten import flatten_html, tidy_text
 from otp_bot.mail.mime import Mail, read_mail
@@ -60,6 +65,8 @@ class Evidence:
     received_at: datetime | None
     message_id: str | None
     subject: str
+    # The bot's own DKIM check: "pass", why it failed, or None when not run.
+    dkim: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields, as ``otp-bot extract --json`` prints them."""
@@ -72,6 +79,7 @@ class Evidence:
             "subject": self.subject,
             "message_id": self.message_id,
             "received_at": self.received_at.isoformat() if self.received_at else None,
+            "dkim": self.dkim,
         }
 
     def summary(self) -> str:
@@ -86,31 +94,69 @@ class Evidence:
         ]
         if self.reason:
             lines.append(f"reason:   {self.reason}")
+        if self.dkim:
+            lines.append(f"dkim:     {self.dkim}")
         return "\n".join(lines)
 
 
-def extract(raw: bytes, *, trusted_authserv_ids: frozenset[str] = frozenset()) -> Evidence:
+@dataclass(frozen=True, slots=True)
+class Checks:
+    """How authenticity is decided (OTP_BOT_DKIM_VERIFY, as plain values).
+
+    server: ``server_results`` and no ``dkim_keys``; self: only ``dkim_keys``;
+    both: the two.
+    """
+
+    trusted_authserv_ids: frozenset[str] = frozenset()
+    server_results: bool = True  # the receiving server's Authentication-Results must vouch
+    dkim_keys: dkim.KeyLookup | None = None  # set: LinkedIn's signature is verified here too
+
+
+def extract(
+    raw: bytes,
+    *,
+    trusted_authserv_ids: frozenset[str] = frozenset(),
+    server_results: bool = True,
+    dkim_keys: dkim.KeyLookup | None = None,
+) -> Evidence:
     """Read one e-mail: who sent it, whether to trust it, and its code and link."""
     try:
-        return _extract(raw, trusted_authserv_ids)
+        return _extract(raw, Checks(trusted_authserv_ids, server_results, dkim_keys))
     except Exception as exc:  # noqa: BLE001 - last line of defence: hostile mail gives a value
         # tests/test_extract_hostile.py asserts this line is never reached.
         reason = f"extract_failed: {type(exc).__name__}"
         return Evidence(None, False, reason, None, None, None, None, "")
 
 
-def _extract(raw: bytes, trusted_authserv_ids: frozenset[str]) -> Evidence:
+def _extract(raw: bytes, checks: Checks) -> Evidence:
     mail = read_mail(raw)
     sender = _sender(mail.from_headers)
-    reason = _distrust(mail, sender, trusted_authserv_ids)
+    reason = _distrust(mail, sender)
     if reason is not None or sender is None:
         return _evidence(mail, sender, reason=reason or "unreadable_from")
+    reason, own_dkim = _authenticity(raw, mail, checks)
+    if reason is not None:
+        return _evidence(mail, sender, reason=reason, dkim=own_dkim)
     reason = refusal(sender, mail.subject, mail.headers)
     if reason is not None:
-        return _evidence(mail, sender, reason=reason, trusted=True)
+        return _evidence(mail, sender, reason=reason, trusted=True, dkim=own_dkim)
     code, link = _read_code_and_link(mail)
     reason = None if code or link else "no_code_or_link"
-    return _evidence(mail, sender, reason=reason, trusted=True, code=code, link=link)
+    return _evidence(
+        mail, sender, reason=reason, trusted=True, code=code, link=link, dkim=own_dkim
+    )
+
+
+def _authenticity(raw: bytes, mail: Mail, checks: Checks) -> tuple[str | None, str | None]:
+    """(why LinkedIn's authorship is not proven or None, the own DKIM check's outcome)."""
+    if checks.server_results:
+        verdict = authentication_verdict(auth_trace(mail.headers), checks.trusted_authserv_ids)
+        if verdict is not None:
+            return verdict, None
+    if checks.dkim_keys is None:
+        return (None if checks.server_results else "dkim_self: no key lookup"), None
+    failed = dkim.verify(raw, mail.headers, checks.dkim_keys)
+    return failed, failed or "pass"
 
 
 def _sender(from_headers: tuple[str, ...]) -> str | None:
@@ -123,8 +169,8 @@ def _sender(from_headers: tuple[str, ...]) -> str | None:
         return None
 
 
-def _distrust(mail: Mail, sender: str | None, trusted_ids: frozenset[str]) -> str | None:
-    """Why this mail must not be acted on, or None."""
+def _distrust(mail: Mail, sender: str | None) -> str | None:
+    """Why this mail must not be acted on before its authentication is looked at, or None."""
     count = len(mail.from_headers)
     if count > 1:
         return f"ambiguous_from: {count} From headers"
@@ -139,7 +185,7 @@ def _distrust(mail: Mail, sender: str | None, trusted_ids: frozenset[str]) -> st
         return f"forwarded: {forwarded} from {domain}"
     if not domain_is_linkedin(domain):
         return f"sender_not_linkedin: from {domain}"
-    return authentication_verdict(auth_trace(mail.headers), trusted_ids)
+    return None
 
 
 def _forward_sign(mail: Mail) -> str | None:
@@ -202,6 +248,7 @@ def _evidence(
     trusted: bool = False,
     code: str | None = None,
     link: str | None = None,
+    dkim: str | None = None,
 ) -> Evidence:
     return Evidence(
         sender=sender,
@@ -212,4 +259,5 @@ def _evidence(
         received_at=mail.received_at,
         message_id=mail.message_id,
         subject=mail.subject,
+        dkim=dkim,
     )
