@@ -21,6 +21,7 @@ from otp_bot import __version__
 from otp_bot.cli_help import COMMANDS, epilog
 from otp_bot.cli_ops import STATES, add_operator_commands, status_filters
 from otp_bot.config import (
+    DkimVerify,
     Settings,
     load_control_settings,
     load_settings,
@@ -55,6 +56,16 @@ def _control(args: argparse.Namespace) -> ControlClient:
     return ControlClient.from_settings(load_control_settings(_env_files(args)[0]))
 
 
+def _nameserver(spec: str) -> str:
+    from otp_bot.config import parse_nameserver
+
+    try:
+        parse_nameserver(spec)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{spec!r} is not an IP address or ip:port") from None
+    return spec
+
+
 def _cmd_extract(args: argparse.Namespace) -> int:
     from otp_bot.mail.extract import extract
 
@@ -63,7 +74,21 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"otp-bot extract: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return EXIT_FAILURE
-    evidence = extract(raw, trusted_authserv_ids=frozenset(args.trusted_authserv_id or ()))
+    keys = None
+    if args.dkim_verify != DkimVerify.SERVER:  # the key lookup is the only I/O, done before reading
+        import asyncio
+
+        from otp_bot.mail.dkim import key_names_of
+        from otp_bot.solve.dkimkeys import DkimKeys
+
+        keys = DkimKeys.from_nameservers(args.dkim_nameserver or [])
+        asyncio.run(keys.fetch(key_names_of(raw)))
+    evidence = extract(
+        raw,
+        trusted_authserv_ids=frozenset(args.trusted_authserv_id or ()),
+        server_results=args.dkim_verify != DkimVerify.SELF,
+        dkim_keys=keys.lookup if keys is not None else None,
+    )
     if args.json:
         print(json.dumps(evidence.to_dict(), ensure_ascii=False))
     else:
@@ -288,6 +313,20 @@ def _parser() -> argparse.ArgumentParser:
         "--trusted-authserv-id",
         action="append",
         help="also trust Authentication-Results from this authserv-id",
+    )
+    extract.add_argument(
+        "--dkim-verify",
+        choices=[mode.value for mode in DkimVerify],
+        default=DkimVerify.SERVER.value,
+        help="who checks LinkedIn's DKIM signature, as OTP_BOT_DKIM_VERIFY (self looks the key "
+        "up in DNS)",
+    )
+    extract.add_argument(
+        "--dkim-nameserver",
+        action="append",
+        metavar="IP[:PORT]",
+        type=_nameserver,
+        help="DNS server for the DKIM key lookup (repeatable; default: the system's)",
     )
     extract.set_defaults(handler=_cmd_extract)
 

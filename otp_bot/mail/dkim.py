@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import dkim
 from dkim.util import InvalidTagValueList, parse_tag_value
 
+from otp_bot.mail.parts import split_head
 from otp_bot.mail.trust import domain_is_linkedin
 
 # A DNS name (b"selector._domainkey.linkedin.com.") -> its TXT record, or None.
@@ -84,6 +85,12 @@ def key_names(headers: Sequence[tuple[str, str]]) -> list[bytes]:
     return [s.key_name for s in signatures(headers) if s.refusal is None]
 
 
+def key_names_of(raw: bytes) -> list[bytes]:
+    """``key_names`` from raw mail bytes (the header block only is parsed)."""
+    head, _ = split_head(raw)
+    return key_names([(name, str(value)) for name, value in head.items()])
+
+
 def verify(raw: bytes, headers: Sequence[tuple[str, str]], lookup: KeyLookup) -> str | None:
     """None when a LinkedIn signature covering From and Subject verifies, else why not."""
     candidates = signatures(headers)
@@ -98,13 +105,17 @@ def verify(raw: bytes, headers: Sequence[tuple[str, str]], lookup: KeyLookup) ->
     def dnsfunc(name: bytes, timeout: float = 5) -> bytes | None:
         return lookup(name)
 
-    checker = dkim.DKIM(raw, minkey=1024)
     failures: list[str] = []
+    try:
+        checker = dkim.DKIM(raw, minkey=1024)
+    except Exception as exc:  # noqa: BLE001 - dkimpy's parser on hostile bytes: any error is "no"
+        return f"dkim_self: unreadable message ({type(exc).__name__})"
     for signature in usable:
+        where = f"{signature.domain} ({signature.selector})"
         try:
             if checker.verify(idx=signature.index, dnsfunc=dnsfunc):
                 return None
-            failures.append(f"{signature.domain} ({signature.selector}) does not verify")
-        except dkim.DKIMException as exc:
-            failures.append(f"{signature.domain} ({signature.selector}): {exc}"[:120])
+            failures.append(f"{where} does not verify")
+        except Exception as exc:  # noqa: BLE001 - key, base64 or format errors all mean "no"
+            failures.append(f"{where}: {str(exc).partition(' (')[0][:80]}")
     return f"dkim_self: {failures[0]}"

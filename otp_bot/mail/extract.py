@@ -142,9 +142,7 @@ def _extract(raw: bytes, checks: Checks) -> Evidence:
         return _evidence(mail, sender, reason=reason, trusted=True, dkim=own_dkim)
     code, link = _read_code_and_link(mail)
     reason = None if code or link else "no_code_or_link"
-    return _evidence(
-        mail, sender, reason=reason, trusted=True, code=code, link=link, dkim=own_dkim
-    )
+    return _evidence(mail, sender, reason=reason, trusted=True, code=code, link=link, dkim=own_dkim)
 
 
 def _authenticity(raw: bytes, mail: Mail, checks: Checks) -> tuple[str | None, str | None]:

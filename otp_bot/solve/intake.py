@@ -14,10 +14,12 @@ from datetime import UTC, datetime
 
 import structlog
 
-from otp_bot.config import Settings
+from otp_bot.config import DkimVerify, Settings
 from otp_bot.imap.watcher import IncomingMail
 from otp_bot.logs import remember_sensitive
+from otp_bot.mail.dkim import key_names_of
 from otp_bot.mail.extract import Evidence, extract
+from otp_bot.solve.dkimkeys import DkimKeys
 from otp_bot.solve.match import StoredEvidence
 from otp_bot.store.evidence import EvidenceStore
 
@@ -33,12 +35,20 @@ class MailIntake:
         store: EvidenceStore,
         clock: Callable[[], datetime],
         wake: asyncio.Event,
+        *,
+        dkim_keys: DkimKeys | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._wake = wake
         self._account_id = settings.account_id
         self._trusted_ids = frozenset(settings.trusted_authserv_ids)
+        # OTP_BOT_DKIM_VERIFY: server reads Authentication-Results only; self
+        # verifies LinkedIn's signature here only; both requires the two.
+        self._server_results = settings.dkim_verify is not DkimVerify.SELF
+        self._keys: DkimKeys | None = None
+        if settings.dkim_verify is not DkimVerify.SERVER:
+            self._keys = dkim_keys or DkimKeys.from_nameservers(settings.dkim_nameservers)
         self._log = log.bind(account_id=settings.account_id)
 
     async def take(self, mail: IncomingMail) -> Evidence | None:
@@ -47,6 +57,8 @@ class MailIntake:
         Returns the reading (None when handling failed) so the shell can count it.
         """
         try:
+            if self._keys is not None:  # the DNS lookups happen here, before the pure reading
+                await self._keys.fetch(key_names_of(mail.raw))
             return self._take(mail)
         except Exception:  # noqa: BLE001 - the watcher's loop must go on; the line says why
             self._log.exception("mail_handling_failed", uid=mail.uid)
@@ -64,8 +76,19 @@ class MailIntake:
         return IncomingMail(found.uidvalidity, found.uid, b"", False, found.received_at)
 
     def _take(self, mail: IncomingMail) -> Evidence:
-        found = extract(mail.raw, trusted_authserv_ids=self._trusted_ids)
-        about = {"uid": mail.uid, "message_id": found.message_id, "sender": found.sender}
+        found = extract(
+            mail.raw,
+            trusted_authserv_ids=self._trusted_ids,
+            server_results=self._server_results,
+            dkim_keys=self._keys.lookup if self._keys is not None else None,
+        )
+        about: dict[str, object] = {
+            "uid": mail.uid,
+            "message_id": found.message_id,
+            "sender": found.sender,
+        }
+        if found.dkim is not None:
+            about["dkim"] = found.dkim
         reason = _unusable(found)
         if reason is not None:
             self._log.info("mail_rejected", reason=reason, **about)
