@@ -201,11 +201,14 @@ def test_check_passes_for_a_working_account(account: Account) -> None:
     result = otp_bot("check", "--env-file", account.env_file)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert [line.split()[0] for line in lines] == ["config", "mailbox", "server", "api"]
-    assert [line.split()[1] for line in lines if line.split()[0] != "server"] == ["ok:"] * 3
+    assert [line.split()[0] for line in lines] == ["config", "mailbox", "server", "dkim", "api"]
+    assert [
+        line.split()[1] for line in lines if line.split()[0] in ("config", "mailbox", "api")
+    ] == ["ok:"] * 3
     assert "IDLE supported" in lines[1]
     assert "MOVE yes, UIDPLUS yes" in lines[2]
-    assert "reachable" in lines[3]
+    assert lines[3].startswith("dkim     mode server: ")
+    assert "reachable" in lines[4]
 
 
 def test_check_reports_a_refused_login(stack: Stack) -> None:

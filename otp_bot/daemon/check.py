@@ -6,6 +6,8 @@ Three steps, each one line of output, stopping at the first failure:
 2. IMAP: log in, select the folder, report IDLE support, the folder size,
    MOVE/UIDPLUS, the namespace and where used mail would go (no side effect);
    a ``move``/``delete`` the server cannot do to one message alone fails;
+   then one informative ``dkim`` line: the OTP_BOT_DKIM_VERIFY mode and
+   whether LinkedIn's newest mail in the folder verifies under it;
 3. the API host: a TCP connection and, for https, a verified TLS handshake.
    No API request is sent: a check must not publish anything or spend quota.
 """
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from otp_bot.config import MailAction, Settings
+from otp_bot.daemon.dkimcheck import report_dkim
 from otp_bot.errors import MailboxAuthError, MailboxError
 
 if TYPE_CHECKING:
@@ -33,6 +36,7 @@ async def check(settings: Settings, say: Callable[[str], None]) -> bool:
     say(f"config   ok: account {settings.account_id}, control API on {settings.control_addr}")
     if not await _mailbox(settings, say):
         return False
+    await report_dkim(settings, say)
     return await _api_host(settings, say)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from otp_bot.config import MailAction, Settings
 from otp_bot.imap import actions
 from otp_bot.imap.auth import tokens_for
+from otp_bot.imap.reading import read_header
 from otp_bot.imap.server import Namespace, folder_name
 from otp_bot.imap.session import Session
 from otp_bot.imap.wire import translated
@@ -61,3 +62,35 @@ async def check_mailbox(settings: Settings) -> MailboxReport:
             session.close()
 
     return await asyncio.to_thread(probe)
+
+
+# How far back ``otp-bot check`` looks for LinkedIn's newest mail.
+LAST_MAIL_WINDOW = 200
+
+
+async def last_linkedin_mail(settings: Settings) -> bytes | None:
+    """The newest message of the last ``LAST_MAIL_WINDOW`` whose From is at linkedin.com.
+
+    Read with BODY.PEEK (nothing is flagged), within OTP_BOT_IMAP_MAX_MESSAGE_BYTES;
+    ``otp-bot check`` reads it to report how the DKIM mode judges it.
+    """
+    tokens = tokens_for(settings)
+
+    def look() -> bytes | None:
+        session = Session(settings, tokens, None)
+        try:
+            session.open()
+            uids = [uid for uid, _ in session.newest(LAST_MAIL_WINDOW)]
+            if not uids:
+                return None
+            items = session.headers(uids)
+            candidates = [i for i in items if read_header(i.literal).candidate]
+            if not candidates:
+                return None
+            newest = max(candidates, key=lambda item: item.uid)
+            body = session.body(newest.uid, newest.size, settings.imap_max_message_bytes)
+            return body[0] if body is not None else None
+        finally:
+            session.close()
+
+    return await asyncio.to_thread(look)
