@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestClient, TestServer
 
-from otp_bot.postpress.client import PostpressClient, RetryPolicy
+from otp_bot.postpress.client import PostpressClient, RetryPolicy, SharedSessions
 from otp_bot.postpress.wire import Checkpoint
 from otp_bot.sim.app import Simulator
-from otp_bot.sim.fleet import Fleet
+from otp_bot.sim.fleet import Fleet, Handler
 from tests.dovecot import Dovecot
 from tests.test_simulator import simulate_process
 
@@ -120,3 +120,33 @@ async def test_cli_simulate_many_accounts(tmp_path: Path, two_users: Dovecot) ->
         assert [len(dovecot.uids(user=user)) for user in users] == [1, 1]
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+
+async def test_accounts_share_one_connection_pool() -> None:
+    """Clients of several accounts with SharedSessions reuse one pool: one TCP connection
+    carries every sequential request, and each request keeps its own account's key."""
+    sims = [Simulator(api_key=key, account_id=account) for account, key in ACCOUNTS]
+    served = Fleet(sims)
+    peers: set[object] = set()
+
+    @web.middleware
+    async def note_peer(request: web.Request, handler: Handler) -> web.StreamResponse:
+        assert request.transport is not None
+        peers.add(request.transport.get_extra_info("peername"))
+        return await handler(request)
+
+    served.app.middlewares.append(note_peer)
+    sessions = SharedSessions()
+    retry = RetryPolicy(attempts=1, max_time=10, wait=False)
+    async with TestServer(served.app, host="127.0.0.1") as server:
+        base = str(server.make_url("/v1"))
+        for account, key in ACCOUNTS * 2:
+            client = PostpressClient(
+                base_url=base, api_key=key, account_id=account, retry=retry, sessions=sessions
+            )
+            assert isinstance(await client.publish(f"job-{len(peers)}-x"), Checkpoint)
+            await client.close()  # the shared pool outlives each client
+    await sessions.close()
+    assert len(peers) == 1
+    assert [len(sim.requests) for sim in sims] == [2, 2, 2]
+    assert all(r.authorized for sim in sims for r in sim.requests)

@@ -22,7 +22,7 @@ from otp_bot.daemon.operations import Operations
 from otp_bot.errors import ApiError, ExpiredLink, InvalidSolution
 from otp_bot.imap.watcher import IncomingMail, MailboxWatcher, WatcherLinks
 from otp_bot.mail.extract import Evidence
-from otp_bot.postpress.client import PostpressClient
+from otp_bot.postpress.client import PostpressClient, SharedSessions
 from otp_bot.postpress.wire import Answer, Published
 from otp_bot.solve.drafts import Draft, State
 from otp_bot.solve.worker import AccountWorker
@@ -41,9 +41,11 @@ class MeteredClient(PostpressClient):
     mail_seen_at: float | None = None  # monotonic time the last trusted e-mail was seen
 
     @classmethod
-    def metered(cls, settings: Settings, metrics: Metrics) -> MeteredClient:
+    def metered(
+        cls, settings: Settings, metrics: Metrics, sessions: SharedSessions | None = None
+    ) -> MeteredClient:
         # from_settings builds ``cls(...)``: a MeteredClient, typed as its base.
-        client = cast(MeteredClient, cls.from_settings(settings))
+        client = cast(MeteredClient, cls.from_settings(settings, sessions))
         client.metrics, client.account_label = metrics, settings.account_id
         client.on_retry = partial(metrics.api_error, settings.account_id)
         return client
@@ -80,12 +82,18 @@ def _result_of(error: ApiError) -> str:
 class Account(Operations):
     """An account's client, watcher and worker, wired together (controls: ``Operations``)."""
 
-    def __init__(self, settings: Settings, store: Store, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        metrics: Metrics,
+        sessions: SharedSessions | None = None,
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.started = time.monotonic()
         self.crashed: str | None = None  # set when one of its tasks died
-        self.client = MeteredClient.metered(settings, metrics)
+        self.client = MeteredClient.metered(settings, metrics, sessions)
         self.worker = AccountWorker(settings, store, self.client)
         self.worker.on_change = self._on_change
         self._counts: Mapping[str, int] | None = None  # drafts per state, until a change

@@ -36,6 +36,7 @@ from otp_bot.daemon.notify import Notifier, watchdog_period
 from otp_bot.daemon.statelock import StateLock
 from otp_bot.errors import ConfigError
 from otp_bot.logs import bind
+from otp_bot.postpress.client import SharedSessions
 from otp_bot.store.db import Store
 
 log = structlog.get_logger(__name__)
@@ -64,7 +65,8 @@ async def run(
     with _signals(stop), contextlib.ExitStack() as closing:
         _lock_state_dirs(settings_list, closing)
         stores = _open_stores(settings_list, closing)
-        accounts = [Account(s, stores[s.state_db], metrics) for s in settings_list]
+        sessions = SharedSessions()  # one connection pool per API, for every account
+        accounts = [Account(s, stores[s.state_db], metrics, sessions) for s in settings_list]
         servers = _control_servers(accounts, metrics)
         try:
             for server in servers:
@@ -76,6 +78,7 @@ async def run(
                 await server.stop()
             for account in accounts:
                 await account.client.close()
+            await sessions.close()
             notifier.close()
     log.info("daemon_stopped")
     return 0

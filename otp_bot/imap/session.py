@@ -8,7 +8,7 @@ fetched with ``BODY.PEEK``, so reading never sets ``\\Seen``.
 from __future__ import annotations
 
 import imaplib
-import selectors
+import select
 import socket
 from contextlib import suppress
 from dataclasses import dataclass
@@ -197,15 +197,17 @@ class Session:
             self.box.consume_until_tagged_response(tag)
 
     def _wait_readable(self, timeout: float, *, watch_socket: bool) -> bool:
-        with selectors.DefaultSelector() as selector:
-            if watch_socket:
-                selector.register(self.client.sock, selectors.EVENT_READ, "server")
-            if self._wake_fd is not None:
-                selector.register(self._wake_fd, selectors.EVENT_READ, "wake")
-            ready = {key.data for key, _ in selector.select(timeout)}
-        if "wake" in ready and self._wake_fd is not None:
+        # poll(2), not a selector: no epoll descriptor is made for each wait.
+        poller = select.poll()
+        server = self.client.sock.fileno() if watch_socket else None
+        if server is not None:
+            poller.register(server, select.POLLIN)
+        if self._wake_fd is not None:
+            poller.register(self._wake_fd, select.POLLIN)
+        ready = {fd for fd, _events in poller.poll(max(0.0, timeout) * 1000)}
+        if self._wake_fd is not None and self._wake_fd in ready:
             fetch.drain(self._wake_fd)
-        return "server" in ready
+        return server is not None and server in ready
 
     def _noop(self) -> None:
         typ, data = self.client.noop()

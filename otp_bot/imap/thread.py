@@ -1,4 +1,4 @@
-"""The watcher's one IMAP thread, the session it owns, and a pipe that wakes the
+"""The watcher's one IMAP thread, the session it owns, and an eventfd that wakes the
 thread out of IDLE (for a stop or an after-use action).
 
 All blocking imap-tools calls go through ``call``, so they run one at a time,
@@ -59,13 +59,11 @@ class ImapThread:
         self._settings = settings
         self._tokens = tokens
         self._worker: _Worker | None = None
-        self._wake_fds: tuple[int, int] | None = None
+        self._wake_fd: int | None = None  # an eventfd: one descriptor, not a pipe's two
         self.session: Session | None = None
 
     def start(self) -> None:
-        self._wake_fds = os.pipe()
-        for fd in self._wake_fds:
-            os.set_blocking(fd, False)
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._worker = _Worker()
 
     async def call(self, fn: Callable[..., T], *args: object) -> T:
@@ -74,8 +72,7 @@ class ImapThread:
         return await asyncio.wrap_future(self._worker.submit(partial(fn, *args)))
 
     async def open(self) -> FolderState:
-        wake = self._wake_fds[0] if self._wake_fds else None
-        self.session = Session(self._settings, self._tokens, wake)
+        self.session = Session(self._settings, self._tokens, self._wake_fd)
         return await self.call(self.session.open)
 
     def require(self) -> Session:
@@ -84,10 +81,10 @@ class ImapThread:
         return self.session
 
     def wake(self) -> None:
-        if self._wake_fds is not None:
-            # A full pipe means a wake-up is already pending.
+        if self._wake_fd is not None:
+            # A full counter means a wake-up is already pending.
             with contextlib.suppress(OSError):
-                os.write(self._wake_fds[1], b"!")
+                os.eventfd_write(self._wake_fd, 1)
 
     def abort(self) -> None:
         """Make a call blocked on the socket fail now (from the event loop's thread)."""
@@ -110,6 +107,6 @@ class ImapThread:
         if self._worker is not None:
             self._worker.shutdown()
             self._worker = None
-        for fd in self._wake_fds or ():
-            os.close(fd)
-        self._wake_fds = None
+        if self._wake_fd is not None:
+            os.close(self._wake_fd)
+        self._wake_fd = None

@@ -154,7 +154,7 @@ def buffered_input(client: imaplib.IMAP4) -> bool:
 
 
 def drain(fd: int) -> None:
-    """Empty the non-blocking wake-up pipe."""
+    """Empty the non-blocking wake-up descriptor (an eventfd, or a pipe)."""
     try:
         while os.read(fd, 4096):
             pass

@@ -93,8 +93,50 @@ class RetryPolicy:
         )
 
 
+class SharedSessions:
+    """One aiohttp session (connection pool) per API origin, for every account using it.
+
+    A session per account would hold a connection pool, and its sockets, per
+    account. Shared sessions keep no cookies (one account's must never reach
+    another's requests); each request carries its own account's headers and
+    timeout. ``close()`` once, after every client is done.
+    """
+
+    # Connections open at once to one API, over all accounts; more requests wait.
+    LIMIT = 100
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+
+    def get(self, base_url: str) -> aiohttp.ClientSession:
+        origin = _origin(base_url)
+        session = self._sessions.get(origin)
+        if session is None or session.closed:
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.LIMIT),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                raise_for_status=False,
+            )
+            self._sessions[origin] = session
+        return session
+
+    async def close(self) -> None:
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()
+
+
+def _origin(base_url: str) -> str:
+    scheme, _, rest = base_url.partition("://")
+    return f"{scheme.lower()}://{rest.split('/', 1)[0].lower()}"
+
+
 class PostpressClient:
-    """One account's view of the postpress API. Use as ``async with``."""
+    """One account's view of the postpress API. Use as ``async with``.
+
+    ``sessions``: share a connection pool with the other accounts of this
+    process (the daemon does); without it the client owns its own session.
+    """
 
     def __init__(
         self,
@@ -105,6 +147,7 @@ class PostpressClient:
         timeout: float = 30.0,
         retry: RetryPolicy = RetryPolicy(),  # a frozen value: safe to share
         max_body_bytes: int = 1_000_000,
+        sessions: SharedSessions | None = None,
     ) -> None:
         check_text("api_key", api_key, MAX_SECRET)  # the message never holds the value
         check_text("account_id", account_id, MAX_DRAFT_ID)
@@ -119,13 +162,17 @@ class PostpressClient:
         self.on_retry: Callable[[str], None] | None = None
         self._max_body = max_body_bytes
         self._session: aiohttp.ClientSession | None = None
+        self._sessions = sessions
         self._backoff = wait_exponential_jitter(
             initial=retry.wait_initial, max=retry.wait_max, jitter=retry.wait_initial
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> PostpressClient:
+    def from_settings(
+        cls, settings: Settings, sessions: SharedSessions | None = None
+    ) -> PostpressClient:
         return cls(
+            sessions=sessions,
             base_url=str(settings.api_base_url),
             api_key=settings.api_key.get_secret_value(),
             account_id=settings.account_id,
@@ -246,7 +293,12 @@ class PostpressClient:
             # Never follow a redirect: it would carry X-API-KEY to another host,
             # and aiohttp turns a redirected POST into a GET.
             sent = self._client().request(
-                method, url, json=body, headers=headers, allow_redirects=False
+                method,
+                url,
+                json=body,
+                headers=headers,
+                allow_redirects=False,
+                timeout=self._timeout,
             )
             async with sent as response:
                 raw = await self._read(response, where)
@@ -275,6 +327,8 @@ class PostpressClient:
         return b"".join(chunks)
 
     def _client(self) -> aiohttp.ClientSession:
+        if self._sessions is not None:
+            return self._sessions.get(self._base_url)
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self._timeout, raise_for_status=False)
         return self._session
