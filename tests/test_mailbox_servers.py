@@ -7,6 +7,7 @@ actions next to another client's deleted mail, and reconnecting.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from structlog.testing import capture_logs
 
 from otp_bot.imap.watcher import WatcherLinks
 from otp_bot.store.db import Store
-from tests.dovecot import simple_message
+from tests.dovecot import Dovecot, simple_message
 from tests.mailbox_helpers import Recorder, linkedin_message, running, settings_for, until
 
 Server = Any  # tests.dovecot.Dovecot, tests.imap_servers.Pymap, ...
@@ -152,3 +153,47 @@ def _index_after_reconnect(logs: list[dict[str, Any]]) -> int:
         elif event["event"] == "mailbox_catchup" and seen_disconnect:
             caught_up = True
     raise AssertionError("no disconnect after a reconnect")
+
+
+async def test_probing_while_a_code_is_awaited(tmp_path: Path) -> None:
+    """A waiting draft turns a 600 s poll into a probe every 0.3 s (the nudge ends the wait).
+
+    The server has no IDLE and the poll interval is far beyond the delivery
+    bound, so only the probe can deliver the mail in time.
+    """
+    server = Dovecot(idle=False).start()
+    waiting = {"now": False}
+    try:
+        settings = settings_for(server, tmp_path, imap_poll_interval=600, imap_probe_interval=0.3)
+        links = WatcherLinks(awaiting_code=lambda: waiting["now"])
+        recorder = Recorder()
+        async with running(settings, recorder, links=links) as watcher:
+            waiting["now"] = True
+            before = watcher.last_progress
+            watcher.nudge()  # as the account does when a draft enters awaiting_code
+            # The nudged round ends (its wait, then its catch-up) before the mail comes.
+            await until(lambda: watcher.last_progress > before)
+            woken = watcher.last_progress
+            await until(lambda: watcher.last_progress > woken)
+            uid = server.append(linkedin_message())
+            await recorder.wait_for(1)
+        assert recorder.uids == [uid]
+    finally:
+        server.cleanup()
+
+
+async def test_late_mail_warns_mailbox_idle_lag(dovecot: Dovecot, tmp_path: Path) -> None:
+    """Mail whose arrival is minutes before the bot sees it is measured and warned about."""
+    lags: list[float] = []
+    recorder = Recorder()
+    links = WatcherLinks(mail_lag=lags.append)
+    with capture_logs() as logs:
+        async with running(settings_for(dovecot, tmp_path), recorder, links=links):
+            dovecot.write_maildir([linkedin_message()], received=time.time() - 300)
+            await recorder.wait_for(1)
+    [warning] = [e for e in logs if e["event"] == "mailbox_idle_lag"]
+    assert warning["log_level"] == "warning"
+    assert (warning["uid"], warning["seen_by"]) == (recorder.uids[0], "idle")
+    assert 290 <= warning["lag"] < 330
+    assert len(lags) == 1
+    assert 290 <= lags[0] < 330
