@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock dovecot tools test check lint types imports format demo soak bench docs clean
+.PHONY: help venv lock dovecot courier tools test check lint types imports format demo soak bench docs clean
 
 help:
 	@echo "make demo    run the whole loop locally (simulator + Dovecot + daemon)"
@@ -35,11 +35,14 @@ lock: venv
 dovecot:
 	@bash .ci/install-dovecot.sh
 
+courier:
+	@bash .ci/install-courier.sh
+
 # Outside tools the tests use beside Dovecot (kubectl for the Kubernetes tree).
 tools:
 	@bash .ci/install-kubectl.sh
 
-test: venv dovecot tools
+test: venv dovecot courier tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: venv dovecot

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests import courier, imap_servers
 from tests import dovecot as dc
-from tests import imap_servers
 
 # Every server the mailbox tests that matter run against (``imap_server``).
-SERVERS = ("dovecot", "pymap")
+SERVERS = ("dovecot", "pymap", "courier")
 
 
 @pytest.fixture
@@ -37,16 +37,23 @@ def dovecot_tls() -> Iterator[dc.Dovecot]:
         server.cleanup()
 
 
-def new_server(name: str) -> dc.Dovecot | imap_servers.Pymap:
+AnyServer = dc.Dovecot | imap_servers.Pymap | courier.Courier
+
+
+def new_server(name: str) -> AnyServer:
     if name == "dovecot":
         if not dc.available():
             pytest.fail("dovecot is not installed: run `make test`, which installs it")
         return dc.Dovecot()
+    if name == "courier":
+        if not courier.available():
+            pytest.fail("courier-imap is not unpacked: run `make test` (.ci/install-courier.sh)")
+        return courier.Courier()
     return imap_servers.Pymap()
 
 
 @pytest.fixture(params=SERVERS)
-def imap_server(request: pytest.FixtureRequest) -> Iterator[dc.Dovecot | imap_servers.Pymap]:
+def imap_server(request: pytest.FixtureRequest) -> Iterator[AnyServer]:
     """Each real IMAP server in turn, running on a free loopback port, removed afterwards."""
     server = new_server(request.param).start()
     try:

@@ -80,6 +80,7 @@ class Dovecot:
 
     name = "dovecot"
     used_folder = "otp-bot.used"  # Maildir++: "." delimiter, no personal prefix
+    idle_prompt = True  # announces new mail about 0.5 s after it arrives
     users: tuple[str, ...] = ("bot@example.test",)
     tls: bool = False  # also listen for implicit TLS on ``tls_port``
     idle: bool = True  # advertise IDLE

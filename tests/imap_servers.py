@@ -115,6 +115,7 @@ class Pymap(ImapClientMixin):
 
     name = "pymap"
     used_folder = "otp-bot/used"
+    idle_prompt = True  # announces mail appended through IMAP at once
     user: str = "bot@example.test"
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pm-", dir="/tmp")))
     host: str = "127.0.0.1"
