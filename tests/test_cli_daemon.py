@@ -136,6 +136,31 @@ def test_publish_retry_requeues_a_failed_draft(account: Account, daemon: Daemon)
     assert daemon.wait_state("cli-notfound", "published")["job_id"]
 
 
+def test_operator_commands(account: Account, daemon: Daemon) -> None:
+    """retry --failed, cancel, status --state/--since and resume, as an operator types them."""
+    env = ("--env-file", account.env_file)
+    otp_bot("publish", "cli-ops-notfound-direct", *env)  # 404 once, then published at once
+    daemon.wait_state("cli-ops-notfound-direct", "failed")
+    retry = otp_bot("retry", "--failed", "--error", "errors/resource_not_found", *env)
+    assert retry.returncode == 0, retry.stderr
+    assert "cli-ops-notfound-direct" in [d["draft_id"] for d in json.loads(retry.stdout)["retried"]]
+    daemon.wait_state("cli-ops-notfound-direct", "published")
+    otp_bot("publish", "cli-ops-nomail", *env)
+    daemon.wait_state("cli-ops-nomail", "awaiting_code")
+    cancel = otp_bot("cancel", "cli-ops-nomail", *env)
+    assert cancel.returncode == 0, cancel.stderr
+    assert json.loads(cancel.stdout)["state"] == "cancelled"
+    assert otp_bot("cancel", "cli-ops-nomail", *env).returncode == 1  # already finished
+    listed = otp_bot("status", "--state", "cancelled", "--since", "10m", "--json", *env)
+    assert [d["draft_id"] for d in json.loads(listed.stdout)] == ["cli-ops-nomail"]
+    bad = otp_bot("status", "--since", "yesterday-ish", *env)
+    assert bad.returncode == 2
+    assert "--since" in bad.stderr
+    resume = otp_bot("resume", *env)
+    assert resume.returncode == 0, resume.stderr
+    assert json.loads(resume.stdout)["accounts"][0]["held"] is None
+
+
 def test_publish_with_a_registered_checkpoint(account: Account, daemon: Daemon) -> None:
     """`otp-bot publish --checkpoint OTP` registers a checkpoint someone else received."""
     result = otp_bot("publish", "cli-reg", "--env-file", account.env_file, "--checkpoint", "OTP")

@@ -82,14 +82,14 @@ class Operations:
 
     async def cancel(self, draft_id: str) -> JsonDict | None:
         """The draft after the cancel (``"cancel"``: cancelled | pending | finished)."""
-        draft = self.worker.cancel(draft_id)
-        if draft is None:
+        before = self.worker.draft(draft_id)
+        if before is None:
             return None
+        if before.state in TERMINAL:
+            return {**before.to_dict(), "cancel": "finished"}
+        draft = self.worker.cancel(draft_id) or before
         await self.worker.store.durable()
-        if self.worker.cancel_pending(draft_id):
-            outcome = "pending"
-        else:
-            outcome = "cancelled" if draft.state.value == "cancelled" else "finished"
+        outcome = "pending" if self.worker.cancel_pending(draft_id) else "cancelled"
         return {**draft.to_dict(), "cancel": outcome}
 
     async def retry_failed(self, error: str | None) -> list[JsonDict]:
