@@ -144,6 +144,28 @@ def test_decoy_before_genuine_mail_is_ignored(stack: Stack) -> None:
     assert not sent & decoys
 
 
+def test_member_message_with_a_code_before_genuine_mail_is_never_submitted(stack: Stack) -> None:
+    """A signed LinkedIn message notification (DKIM and DMARC pass) carrying a code arrives
+    first, then the genuine mail: only the genuine code is ever submitted."""
+    sim, daemon = start(stack)
+    sim.script("d-member", checkpoints=["OTP"], decoy=True, decoy_style="member")
+    draft = publish_and_wait(daemon, "d-member")
+    assert draft["state"] == "published", draft
+    mails = sim.mails("d-member")
+    [member] = [m for m in mails if not m["genuine"]]
+    [genuine] = [m for m in mails if m["genuine"]]
+    assert member["delivered_at"][0] <= genuine["delivered_at"][0]  # the member's came first
+    rejected = [
+        line
+        for line in daemon.lines()
+        if line.get("event") == "mail_rejected"
+        and str(line.get("message_id", "")).strip("<>") == member["message_id"].strip("<>")
+    ]
+    assert rejected, "the member's message was never read"
+    assert rejected[0]["reason"].startswith("not_a_verification_mail: sender messages-noreply@")
+    assert [value for value, _ in inputs(sim, "d-member")] == [genuine["code"]]
+
+
 def test_stale_mail_from_before_the_checkpoint_is_ignored(stack: Stack) -> None:
     """A genuine-looking code received an hour before the checkpoint is not used for it."""
     sim, daemon = start(stack)

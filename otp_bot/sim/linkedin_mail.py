@@ -7,7 +7,9 @@ codes) and carry a topmost ``Authentication-Results`` header with
 write it. A decoy imitates them, either from a look-alike domain whose topmost header
 fails, with a forged passing header further down (RFC 8601 7.2 says lower
 headers prove nothing), or from linkedin.com itself without a passing
-DKIM/DMARC result.
+DKIM/DMARC result, or a genuinely signed LinkedIn message notification
+(``messages-noreply@linkedin.com``, passing DKIM and DMARC) whose member text
+carries a code: only the verification allowlists refuse that one.
 
 Delivery uses the standard library's imaplib in a thread (only
 ``otp_bot.imap`` may import imap-tools).
@@ -32,7 +34,8 @@ from otp_bot.config import Settings
 
 GENUINE_SENDER = "LinkedIn <security-noreply@linkedin.com>"
 DECOY_SENDER = '"security-noreply@linkedin.com" <security-noreply@linkedin-mail-security.com>'
-DECOYS = ("lookalike", "unsigned")
+MEMBER_SENDER = "Bruno Lima via LinkedIn <messages-noreply@linkedin.com>"
+DECOYS = ("lookalike", "unsigned", "member")
 CONFIRM_URL = "https://www.linkedin.com/psettings/email/confirm"
 _FOOTER = (
     "This email was intended for you. Learn why we included this: "
@@ -99,27 +102,54 @@ def compose(
     """A LinkedIn e-mail for an OTP or EMAIL_VERIFICATION checkpoint, fresh code included.
 
     ``decoy``: None for the genuine mail; ``"lookalike"`` (a look-alike sender
-    domain) or ``"unsigned"`` (linkedin.com in From, but no passing DKIM/DMARC).
+    domain), ``"unsigned"`` (linkedin.com in From, but no passing DKIM/DMARC) or
+    ``"member"`` (a member's message notification carrying a code, DKIM and
+    DMARC passing).
     """
     if decoy not in (None, *DECOYS):
         raise ValueError(f"decoy must be one of {DECOYS}")
     genuine = decoy is None
     code = new_code()
     link = new_link() if checkpoint_type == "EMAIL_VERIFICATION" else None
-    subject, text = _subject_and_text(code, link)
+    subject, text = _member_message(code) if decoy == "member" else _subject_and_text(code, link)
     msg = EmailMessage(policy=SMTP)
     domain = "linkedin-mail-security.com" if decoy == "lookalike" else "linkedin.com"
-    for name, value in _trace_headers(domain, now, authserv_id, decoy):
+    signed = decoy in (None, "member")
+    for name, value in _trace_headers(domain, now, authserv_id, None if signed else decoy):
         msg[name] = value
-    msg["From"] = DECOY_SENDER if decoy == "lookalike" else GENUINE_SENDER
+    senders = {"lookalike": DECOY_SENDER, "member": MEMBER_SENDER}
+    msg["From"] = senders.get(decoy or "", GENUINE_SENDER)
     msg["To"] = to
     msg["Subject"] = subject
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id = make_msgid(domain=f"ltx1-app{secrets.randbelow(9999)}.prod")
-    msg["X-LinkedIn-Class"] = "SECURITY" if link is None else "EMAIL-CONFIRM"
+    msg["X-LinkedIn-Class"] = _linkedin_class(link, decoy)
+    msg["X-LinkedIn-Template"] = _template(link, decoy)
     msg.set_content(text + "\n" + _FOOTER, cte="quoted-printable")
     msg.add_alternative(_html(code, link), subtype="html", cte="quoted-printable")
     return LinkedinMail(msg.as_bytes(), message_id, code, link, genuine)
+
+
+def _linkedin_class(link: str | None, decoy: str | None) -> str:
+    if decoy == "member":
+        return "MBR-TO-MBR"
+    return "SECURITY" if link is None else "EMAIL-CONFIRM"
+
+
+def _template(link: str | None, decoy: str | None) -> str:
+    if decoy == "member":
+        return "email_messaging_digest_01"
+    return "email_security_verification_pin_01" if link is None else "email_confirm_email_pin_01"
+
+
+def _member_message(code: str) -> tuple[str, str]:
+    """A member's message as LinkedIn relays it: the member wrote the code."""
+    return (
+        f"Bruno just messaged you: your verification code is {code}",
+        f"Bruno Lima sent you a message:\n\nHi! Your verification code: {code}\n"
+        "Please enter it on the job post so we can go ahead.\n\n"
+        "View message: https://www.linkedin.com/comm/messaging/thread/2-YTk3ZjM/\n",
+    )
 
 
 def _subject_and_text(code: str, link: str | None) -> tuple[str, str]:

@@ -150,7 +150,8 @@ class Script:
     slow_answers: int = 0
     slow_delay: float = 1.0
     decoy: bool = False  # a spoofed e-mail with another code arrives first
-    decoy_style: str = "lookalike"  # "lookalike" sender domain, or "unsigned" linkedin.com
+    # "lookalike" sender domain, "unsigned" linkedin.com, or a signed "member" message
+    decoy_style: str = "lookalike"
     # What an EMAIL_VERIFICATION checkpoint accepts: "link", "pin" or both.
     accept: tuple[str, ...] = ("link", "pin")
     already_published: bool = False  # the draft was published by someone else
@@ -164,8 +165,8 @@ class Script:
     def __post_init__(self) -> None:
         if any(kind not in CHECKPOINT_TYPES for kind in self.checkpoints):
             raise ValueError(f"checkpoints must be among {CHECKPOINT_TYPES}")
-        if self.decoy_style not in ("lookalike", "unsigned"):
-            raise ValueError("decoy_style must be lookalike or unsigned")
+        if self.decoy_style not in ("lookalike", "unsigned", "member"):
+            raise ValueError("decoy_style must be lookalike, unsigned or member")
         if not self.accept or any(form not in ("link", "pin") for form in self.accept):
             raise ValueError("accept must list link and/or pin")
         counts = (
@@ -237,6 +238,12 @@ _FAULT_WORDS: dict[str, tuple[Fault, ...]] = {
 _SLOW_MAIL_SECONDS = 20.0
 
 
+def _decoy_style(words: set[str]) -> str:
+    if "member" in words:
+        return "member"
+    return "unsigned" if "unsigned" in words else "lookalike"
+
+
 def script_for_draft(draft_id: str) -> Script:
     """The script a draft gets from words in its id (see README, "Dry run")."""
     words = set(_TOKEN.findall(draft_id.lower()))
@@ -257,7 +264,7 @@ def script_for_draft(draft_id: str) -> Script:
         timeout_after_accept=int("timeout" in words),
         mail="nomail" not in words,
         mail_delay=_SLOW_MAIL_SECONDS if "slowmail" in words else 0.0,
-        decoy=bool(words & {"decoy", "unsigned"}),
-        decoy_style="unsigned" if "unsigned" in words else "lookalike",
+        decoy=bool(words & {"decoy", "unsigned", "member"}),
+        decoy_style=_decoy_style(words),
         already_published="published" in words,
     )
