@@ -29,6 +29,7 @@ from otp_bot.config import (
 )
 from otp_bot.errors import ConfigError, OtpBotError, StateLocked
 from otp_bot.logs import scrub_text
+from otp_bot.vocabulary import CheckpointType
 
 if TYPE_CHECKING:
     from otp_bot.control.client import ControlClient
@@ -232,7 +233,7 @@ def _add_daemon_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     _add_env_file(publish)
     publish.add_argument(
         "--checkpoint",
-        choices=("OTP", "EMAIL_VERIFICATION"),
+        choices=tuple(CheckpointType),
         help="a checkpoint someone else's publish call already received",
     )
     publish.add_argument("--account-id", help="when several accounts share the control API")

@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from otp_bot.errors import ConfigError
 from otp_bot.logs import command_secrets, mask_command, mask_url, url_secrets
 from otp_bot.sources import Origins, origins
+from otp_bot.vocabulary import VERIFICATION_FORMS, InputForm, PublishMode, PublishService
 
 ENV_PREFIX = "OTP_BOT_"
 # Durations are given in seconds (fractions allowed).
@@ -57,13 +58,6 @@ class MailAction(StrEnum):
     DELETE = "delete"
 
 
-class InputForm(StrEnum):
-    """Forms an EMAIL_VERIFICATION input can take, tried in the configured order."""
-
-    LINK = "link"
-    PIN = "pin"
-
-
 class DkimVerify(StrEnum):
     """Who checks LinkedIn's DKIM signature: the receiving server's
     Authentication-Results, the bot itself, or both."""
@@ -71,17 +65,6 @@ class DkimVerify(StrEnum):
     SERVER = "server"
     SELF = "self"
     BOTH = "both"
-
-
-class PublishMode(StrEnum):
-    FREE = "FREE"
-    PROMOTED = "PROMOTED"
-    PROMOTED_PLUS = "PROMOTED_PLUS"
-
-
-class PublishService(StrEnum):
-    CLASSIC = "CLASSIC"
-    RECRUITER = "RECRUITER"
 
 
 def _default_state_dir() -> Path:
@@ -276,7 +259,7 @@ class Settings(ControlSettings):
     @field_validator("verification_input_order")
     @classmethod
     def _non_empty_unique(cls, value: list[InputForm]) -> list[InputForm]:
-        if not value or len(set(value)) != len(value):
+        if not value or len(set(value)) != len(value) or not set(value) <= {*VERIFICATION_FORMS}:
             raise ValueError("must list link and/or pin, each at most once")
         return value
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pkgutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,3 +24,17 @@ def test_import_contracts_are_kept() -> None:
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "0 broken" in run.stdout
+
+
+def test_every_module_has_a_layer() -> None:
+    """Each top-level module and package of otp_bot is named in the layers contract."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = next(c for c in config["contracts"] if c["type"] == "layers")["layers"]
+    named = {name.strip() for layer in layers for name in layer.split("|")}
+    placed = named | {name.rsplit(".", 1)[0] for name in named}  # a package split by module
+    children = {
+        f"otp_bot.{info.name}"
+        for info in pkgutil.iter_modules([str(ROOT / "otp_bot")])
+        if info.name != "__init__"
+    }
+    assert children - placed == set(), "add these modules to [tool.importlinter] layers"

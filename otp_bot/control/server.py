@@ -30,11 +30,10 @@ from otp_bot.config import is_loopback, split_host_port
 from otp_bot.control.events import EventSource, EventStream
 from otp_bot.control.operator import OperatedAccount, Operator, Refused, list_filters
 from otp_bot.errors import ConfigError, InputRejected
+from otp_bot.postpress.wire import PUBLISH_OPTIONS
 
 log = structlog.get_logger(__name__)
 
-CHECKPOINT_TYPES = ("OTP", "EMAIL_VERIFICATION")
-PUBLISH_OPTIONS = ("mode", "service", "hiring_photo_frame", "bypass_email_verification", "budget")
 _BODY_KEYS = frozenset(
     {"draft_id", "options", "checkpoint", "account_id", "retry", *PUBLISH_OPTIONS}
 )
@@ -186,12 +185,13 @@ class ControlServer:
 
     async def _post_draft(self, request: web.Request) -> web.Response:
         body = await _json_body(request)
+        # JSON types only: the worker checks the draft itself (InputRejected -> 400).
         draft_id = body.get("draft_id")
-        if not isinstance(draft_id, str) or not draft_id:
-            raise BadRequest(400, '"draft_id" must be a non-empty string')
+        if not isinstance(draft_id, str):
+            raise BadRequest(400, '"draft_id" must be a string')
         checkpoint = body.get("checkpoint")
-        if checkpoint is not None and checkpoint not in CHECKPOINT_TYPES:
-            raise BadRequest(400, '"checkpoint" must be "OTP" or "EMAIL_VERIFICATION"')
+        if checkpoint is not None and not isinstance(checkpoint, str):
+            raise BadRequest(400, '"checkpoint" must be a string')
         retry = body.get("retry", False)
         if not isinstance(retry, bool):
             raise BadRequest(400, '"retry" must be true or false')
@@ -291,9 +291,6 @@ def _options(body: JsonDict) -> JsonDict | None:
     if options is not None and not isinstance(options, dict):
         raise BadRequest(400, '"options" must be a JSON object')
     merged = {**(options or {}), **{k: body[k] for k in PUBLISH_OPTIONS if k in body}}
-    unknown = set(merged) - set(PUBLISH_OPTIONS)
-    if unknown:
-        raise BadRequest(400, f"unknown publish options: {', '.join(sorted(unknown))}")
     return merged or None
 
 

@@ -20,7 +20,7 @@ from otp_bot.config import Settings
 from otp_bot.daemon.metrics import Metrics, count_states
 from otp_bot.daemon.operations import Operations
 from otp_bot.errors import ApiError, ExpiredLink, InvalidSolution
-from otp_bot.imap.watcher import IncomingMail, MailboxWatcher, WatcherLinks
+from otp_bot.imap.watcher import IncomingMail, MailboxWatcher, WatcherLinks, WatcherState
 from otp_bot.mail.extract import Evidence
 from otp_bot.postpress.client import PostpressClient, SharedSessions
 from otp_bot.postpress.wire import Answer, Published
@@ -171,7 +171,7 @@ class Account(Operations):
         age = self.progress_age()
         if self.crashed:
             return self.crashed
-        if self.watcher.state == "auth_failed":
+        if self.watcher.state is WatcherState.AUTH_FAILED:
             return "IMAP login refused: check OTP_BOT_IMAP_USER and the password or token"
         if self.worker.hold is not None:
             return f"postpress account held: {self.worker.hold.error} (otp-bot resume to probe now)"
@@ -207,7 +207,7 @@ class Account(Operations):
         """
         if self.crashed is not None:
             return False
-        if self.watcher.state == "auth_failed":
+        if self.watcher.state is WatcherState.AUTH_FAILED:
             return True
         return self.progress_age() <= self.settings.health_max_stale
 
@@ -215,7 +215,7 @@ class Account(Operations):
         """The mailbox is watched, or the account is stuck in a known, reported way."""
         return (
             self.watcher.watching.is_set()
-            or self.watcher.state == "auth_failed"
+            or self.watcher.state is WatcherState.AUTH_FAILED
             or self.crashed is not None
             or self.worker.hold is not None
         )

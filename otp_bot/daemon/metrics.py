@@ -26,19 +26,12 @@ from collections.abc import Iterable, Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from otp_bot.solve.drafts import TERMINAL, State
+
 # The user-visible draft states, always exported (0 included) so that
-# dashboards see a series before the first draft reaches a state.
-DRAFT_STATES = (
-    "queued",
-    "publishing",
-    "awaiting_code",
-    "submitting",
-    "held",
-    "retrying",
-    "published",
-    "failed",
-    "cancelled",
-)
+# dashboards see a series before the first draft reaches a state; the ones
+# still under way first, then the terminal ones, each in the enum's order.
+DRAFT_STATES = tuple(state.value for state in sorted(State, key=lambda s: s in TERMINAL))
 # Dovecot announces mail ~0.5 s after arrival; real providers take seconds to
 # a minute. The buckets span that range.
 LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)

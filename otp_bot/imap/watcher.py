@@ -28,6 +28,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 import structlog
 
@@ -70,6 +71,7 @@ __all__ = [
     "MailboxReport",
     "MailboxWatcher",
     "WatcherLinks",
+    "WatcherState",
     "check_mailbox",
 ]
 
@@ -80,6 +82,21 @@ def _never() -> bool:
 
 def _ignore(_value: object) -> None:
     return None
+
+
+class WatcherState(StrEnum):
+    """Where a mailbox watcher is (``/healthz``'s ``mailbox`` field)."""
+
+    # Not running (before ``run`` and after it returned).
+    STOPPED = "stopped"
+    # Opening the connection, logging in, catching up.
+    CONNECTING = "connecting"
+    # Connected and waiting for mail (IDLE or polling): the healthy state.
+    WATCHING = "watching"
+    # The connection failed; waiting (with jitter) before reconnecting.
+    BACKOFF = "backoff"
+    # The server refused the credentials: loud, retried slowly.
+    AUTH_FAILED = "auth_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +128,7 @@ class MailboxWatcher:
     ) -> None:
         self.watching = asyncio.Event()
         self.last_progress = time.monotonic()
-        self.state = "stopped"
+        self.state = WatcherState.STOPPED
         self._settings = settings
         self._store = store
         self._log = log.bind(account_id=settings.account_id, folder=settings.imap_folder)
@@ -141,7 +158,7 @@ class MailboxWatcher:
             await self._reconnect_loop()
         finally:
             guard.cancel()
-            self._set_state("stopped")
+            self._set_state(WatcherState.STOPPED)
             await self._imap.stop(STOP_ABORT_AFTER)
             self._log.info("mailbox_stopped")
 
@@ -152,7 +169,7 @@ class MailboxWatcher:
             try:
                 await self._connected_life()
             except MailboxAuthError as exc:
-                self._set_state("auth_failed")
+                self._set_state(WatcherState.AUTH_FAILED)
                 retry = self._settings.imap_auth_retry_interval
                 self._log.error("mailbox_auth_failed", error=str(exc), retry_in=retry)
                 await self._imap.close_session()
@@ -160,7 +177,7 @@ class MailboxWatcher:
             except MailboxError as exc:
                 attempt = 0 if self._caught_up else attempt + 1
                 delay = backoff_delay(attempt, self._settings.imap_backoff_max)
-                self._set_state("backoff")
+                self._set_state(WatcherState.BACKOFF)
                 self._log.warning("mailbox_disconnected", error=str(exc), backoff=round(delay, 2))
                 await self._imap.close_session()
                 await self._sleep(delay)
@@ -170,7 +187,7 @@ class MailboxWatcher:
         self._store.forget_seen_messages(self._settings.account_id, time.time() - keep)
 
     async def _connected_life(self) -> None:
-        self._set_state("connecting")
+        self._set_state(WatcherState.CONNECTING)
         folder = await self._imap.open()
         self._log.info(
             "mailbox_connected",
@@ -188,7 +205,7 @@ class MailboxWatcher:
         self._forget_old_message_ids()
         self._progress()
         self.watching.set()
-        self._set_state("watching")
+        self._set_state(WatcherState.WATCHING)
         while not self._stop.is_set():
             await self._apply_due()
             spoke = await self._imap.call(self._imap.require().wait, self._wait_for(folder))
@@ -337,8 +354,8 @@ class MailboxWatcher:
 
     # --- small parts ------------------------------------------------------------------
 
-    def _set_state(self, state: str) -> None:
-        if state != "watching":
+    def _set_state(self, state: WatcherState) -> None:
+        if state is not WatcherState.WATCHING:
             self.watching.clear()
         self.state = state
 

@@ -51,6 +51,7 @@ from otp_bot.postpress.wire import (
     decode_problem,
     options_body,
 )
+from otp_bot.vocabulary import MAX_DRAFT_ID
 
 log = structlog.get_logger(__name__)
 
@@ -65,8 +66,6 @@ def publish_defaults(settings: Settings) -> PublishOptions:
     )
 
 
-# Draft ids are short identifiers; anything longer is a mistake, not an id.
-MAX_DRAFT_ID = 200
 # A verification link is a few hundred characters; 4 kB leaves ample room.
 MAX_INPUT = 4096
 # API keys are ~40 characters; a much longer value is a pasted file, not a key.
@@ -148,6 +147,7 @@ class PostpressClient:
         retry: RetryPolicy = RetryPolicy(),  # a frozen value: safe to share
         max_body_bytes: int = 1_000_000,
         sessions: SharedSessions | None = None,
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
         check_text("api_key", api_key, MAX_SECRET)  # the message never holds the value
         check_text("account_id", account_id, MAX_DRAFT_ID)
@@ -159,7 +159,7 @@ class PostpressClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._retry = retry
         # Called with the error type of every attempt that is retried (metrics).
-        self.on_retry: Callable[[str], None] | None = None
+        self.on_retry = on_retry
         self._max_body = max_body_bytes
         self._session: aiohttp.ClientSession | None = None
         self._sessions = sessions
@@ -169,7 +169,11 @@ class PostpressClient:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, sessions: SharedSessions | None = None
+        cls,
+        settings: Settings,
+        sessions: SharedSessions | None = None,
+        *,
+        on_retry: Callable[[str], None] | None = None,
     ) -> PostpressClient:
         return cls(
             sessions=sessions,
@@ -178,6 +182,7 @@ class PostpressClient:
             account_id=settings.account_id,
             timeout=float(settings.api_timeout),
             retry=RetryPolicy.from_settings(settings),
+            on_retry=on_retry,
         )
 
     async def __aenter__(self) -> Self:

@@ -17,32 +17,27 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from otp_bot.errors import ApiError, ApiProblem, InputRejected, ProtocolError, classify
+from otp_bot.vocabulary import CheckpointType, PublishMode, PublishService
 
 PUBLISHED = "LinkedinJobPostingPublished"
 ACCOUNT = "Account"
 CHECKPOINT = "LinkedinJobPostingPublishCheckpoint"
-CHECKPOINT_TYPES = frozenset({"OTP", "EMAIL_VERIFICATION"})
 # Fields of an envelope are short; longer values are cut, not trusted.
 _MAX_FIELD = 500
-
-
-_PUBLISH_FIELDS = frozenset(
-    {"mode", "service", "hiring_photo_frame", "bypass_email_verification", "budget"}
-)
 
 
 @dataclass(frozen=True, slots=True)
 class PublishOptions:
     """The optional part of a publish request body."""
 
-    mode: str = "FREE"
-    service: str = "CLASSIC"
+    mode: str = PublishMode.FREE
+    service: str = PublishService.CLASSIC
     hiring_photo_frame: bool | None = None
     bypass_email_verification: bool | None = None
     budget: Mapping[str, Any] | None = None
@@ -69,10 +64,12 @@ class Checkpoint:
     """LinkedIn wants an input from an e-mail before it publishes."""
 
     job_id: str
-    type: str  # "OTP" | "EMAIL_VERIFICATION" (anything else is a ProtocolError)
+    type: CheckpointType  # another type is a ProtocolError
 
 
 Answer = Published | Checkpoint
+# The publish options a draft may carry: the fields of ``PublishOptions``.
+PUBLISH_OPTIONS = frozenset(field.name for field in fields(PublishOptions))
 
 # A source whose status is this works; anything else (CREDENTIALS, ERROR,
 # STOPPED, CONNECTING, ...) needs attention (contract/README.md, "Account").
@@ -114,7 +111,7 @@ def options_body(options: PublishOptions | Mapping[str, Any] | None) -> dict[str
         return PublishOptions().to_body()
     if isinstance(options, PublishOptions):
         return options.to_body()
-    unknown = set(options) - _PUBLISH_FIELDS
+    unknown = set(options) - PUBLISH_OPTIONS
     if unknown:
         raise InputRejected(f"unknown publish options: {', '.join(sorted(unknown))}")
     return {**PublishOptions().to_body(), **options}
@@ -143,12 +140,14 @@ def decode_answer(raw: bytes, content_type: str, where: str) -> Answer:
         )
     if kind == CHECKPOINT:
         checkpoint_type = _field(data, "type", where)
-        if checkpoint_type not in CHECKPOINT_TYPES:
+        if checkpoint_type not in tuple(CheckpointType):
             raise ProtocolError(
                 f"postpress answered the {where} with an unknown checkpoint type "
                 f"{_quote(checkpoint_type)} (expected OTP or EMAIL_VERIFICATION)"
             )
-        return Checkpoint(job_id=_field(data, "job_id", where), type=checkpoint_type)
+        return Checkpoint(
+            job_id=_field(data, "job_id", where), type=CheckpointType(checkpoint_type)
+        )
     shown = f"an unknown 'object' {_quote(kind)}" if isinstance(kind, str) else "no string 'object'"
     raise ProtocolError(
         f"postpress answered the {where} with {shown} (expected {PUBLISHED} or {CHECKPOINT})"

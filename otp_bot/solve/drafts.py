@@ -37,6 +37,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, get_args
 
+from otp_bot.vocabulary import CheckpointType, InputForm
+
 
 class State(StrEnum):
     # Waiting for its turn: the account solves one checkpoint at a time.
@@ -84,7 +86,7 @@ class Draft:
     created_at: datetime
     updated_at: datetime
     options: Mapping[str, Any] = field(default_factory=dict)
-    checkpoint: str | None = None  # "OTP" | "EMAIL_VERIFICATION" while one is pending
+    checkpoint: CheckpointType | None = None  # while one is pending
     since: datetime | None = None  # when that checkpoint was issued
     job_id: str | None = None
     job_state: str | None = None
@@ -93,7 +95,7 @@ class Draft:
     republishes: int = 0
     idempotency_key: str | None = None  # of the publish/submit attempt in flight
     input_hash: str | None = None  # the input in flight (its value is in the store)
-    input_form: str | None = None  # "code" | "link" | "pin"
+    input_form: InputForm | None = None  # of the input in flight
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view for ``otp-bot status --json`` and ``GET /drafts``."""
@@ -123,7 +125,7 @@ def new_draft(
     draft_id: str,
     now: datetime,
     options: Mapping[str, Any] | None = None,
-    checkpoint: str | None = None,
+    checkpoint: CheckpointType | None = None,
 ) -> Draft:
     """A queued draft; ``checkpoint``: one already issued to someone else's publish."""
     return Draft(
@@ -178,7 +180,7 @@ class Republish:
 class GotCheckpoint:
     """LinkedIn asks for an input; ``issued_at`` defaults to ``now``."""
 
-    type: str
+    type: CheckpointType
     job_id: str | None = None
     issued_at: datetime | None = None
 
@@ -222,7 +224,7 @@ class Submit:
 
     idempotency_key: str
     input_hash: str
-    form: str  # "code" | "link" | "pin"
+    form: InputForm
     shown: str
 
     def effect(self, draft: Draft, now: datetime) -> Draft:

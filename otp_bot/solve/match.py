@@ -24,9 +24,7 @@ from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-OTP = "OTP"
-EMAIL_VERIFICATION = "EMAIL_VERIFICATION"
-CODE, LINK, PIN = "code", "link", "pin"
+from otp_bot.vocabulary import CheckpointType, InputForm
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +45,7 @@ class Candidate:
     """One input to try: a form of one e-mail's evidence."""
 
     evidence_id: int
-    form: str  # CODE | LINK | PIN
+    form: InputForm
     value: str
 
     @property
@@ -71,27 +69,31 @@ def deadline(since: datetime, code_timeout: timedelta) -> datetime:
     return since + code_timeout
 
 
-def forms_for(checkpoint: str, order: Sequence[str], remembered: str | None = None) -> list[str]:
+def forms_for(
+    checkpoint: CheckpointType | None,
+    order: Sequence[InputForm],
+    remembered: InputForm | None = None,
+) -> list[InputForm]:
     """The input forms a checkpoint takes, in the order to try them."""
-    if checkpoint == OTP:
-        return [CODE]
-    if checkpoint != EMAIL_VERIFICATION:
+    if checkpoint == CheckpointType.OTP:
+        return [InputForm.CODE]
+    if checkpoint != CheckpointType.EMAIL_VERIFICATION:
         return []
-    forms = [str(form) for form in order]
-    if remembered in forms:
+    forms = [InputForm(form) for form in order]
+    if remembered is not None and remembered in forms:
         forms.remove(remembered)
-        forms.insert(0, remembered)
+        forms.insert(0, InputForm(remembered))
     return forms
 
 
 def candidates(
     evidence: Iterable[StoredEvidence],
     *,
-    checkpoint: str,
+    checkpoint: CheckpointType | None,
     since: datetime,
     skew: timedelta,
-    order: Sequence[str],
-    remembered: str | None = None,
+    order: Sequence[InputForm],
+    remembered: InputForm | None = None,
     newest_used: datetime | None = None,
 ) -> list[Candidate]:
     """Every input the draft may try, best first (used ones not yet removed)."""
@@ -105,7 +107,7 @@ def candidates(
     found: list[Candidate] = []
     for item in fresh:
         for form in forms:
-            value = item.link if form == LINK else item.code
+            value = item.link if form == InputForm.LINK else item.code
             if value:
                 found.append(Candidate(item.id, form, value))
     return found

@@ -36,11 +36,12 @@ from otp_bot.solve.drafts import (
     republish_or_fail,
 )
 from otp_bot.solve.intake import MailIntake
-from otp_bot.solve.match import LINK, Candidate, candidates, deadline, first_unused, window_start
+from otp_bot.solve.match import Candidate, candidates, deadline, first_unused, window_start
 from otp_bot.solve.respond import Outcome, Reaction, react
 from otp_bot.store.db import Store
 from otp_bot.store.drafts import DraftStore
 from otp_bot.store.evidence import EvidenceStore
+from otp_bot.vocabulary import CheckpointType, InputForm
 
 if TYPE_CHECKING:
     from otp_bot.imap.watcher import IncomingMail, MailboxWatcher
@@ -168,9 +169,10 @@ class DraftSteps:
     def _await_code(self, draft: Draft) -> float:
         now = self.clock()
         since = draft.since or draft.updated_at
-        chosen = self._next_input(draft.checkpoint or "", since)
+        chosen = self._next_input(draft.checkpoint, since)
         if chosen is not None:
-            shown = mask_link(chosen.value) if chosen.form == LINK else mask_code(chosen.value)
+            link = chosen.form is InputForm.LINK
+            shown = mask_link(chosen.value) if link else mask_code(chosen.value)
             event = Submit(new_key(), chosen.hash, chosen.form, shown)
             self._commit(draft, event, use=chosen)
             return 0
@@ -183,7 +185,7 @@ class DraftSteps:
         )
         return 0
 
-    def _next_input(self, checkpoint: str, since: datetime) -> Candidate | None:
+    def _next_input(self, checkpoint: CheckpointType | None, since: datetime) -> Candidate | None:
         newest_used = self.evidence.newest_consumed(self.account_id)
         if newest_used is not None:
             newest_used -= USED_MAIL_SLACK
@@ -193,7 +195,7 @@ class DraftSteps:
             checkpoint=checkpoint,
             since=since,
             skew=self._skew,
-            order=[form.value for form in self.settings.verification_input_order],
+            order=self.settings.verification_input_order,
             remembered=self.evidence.verification_form(self.account_id),
             newest_used=newest_used,
         )

@@ -31,17 +31,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from otp_bot.errors import InputRejected
-from otp_bot.postpress.wire import PublishOptions
+from otp_bot.postpress.wire import PUBLISH_OPTIONS
 from otp_bot.solve.drafts import ACTIVE, Draft, GotCheckpoint, Retry, State, new_draft
 from otp_bot.solve.holding import HoldingSteps
+from otp_bot.vocabulary import MAX_DRAFT_ID, CheckpointType
 
 if TYPE_CHECKING:
     from otp_bot.imap.watcher import IncomingMail
     from otp_bot.mail.extract import Evidence
 
-CHECKPOINT_TYPES = ("OTP", "EMAIL_VERIFICATION")
-# Draft ids are short identifiers (the client refuses longer ones too).
-MAX_DRAFT_ID = 200
 # After an unexpected failure of a step (the database unwritable, a bug) the
 # worker tries again after this long, doubling up to the maximum.
 STEP_RETRY_S = 1.0
@@ -71,21 +69,21 @@ class AccountWorker(HoldingSteps):
         ``retry``: an existing draft that failed is queued again for a fresh
         attempt; any other existing draft is returned unchanged.
         """
-        _check_new(draft_id, options, checkpoint)
+        kind = _checked(draft_id, options, checkpoint)
         existing = self.draft(draft_id)
         if existing is not None:
             if retry and existing.state in (State.FAILED, State.CANCELLED):
                 return self._retry(existing)
             return existing
-        fresh = new_draft(self.account_id, draft_id, self.clock(), options, checkpoint)
+        fresh = new_draft(self.account_id, draft_id, self.clock(), options, kind)
         draft = self.records.insert_draft(fresh)
         if draft != fresh:
             return draft  # added meanwhile by another caller
         self._log.info("draft_added", draft_id=draft_id, checkpoint=checkpoint)
         self._changed(draft)
         # While the account is held the draft waits in the queue, checkpoint or not.
-        if checkpoint is not None and self.hold is None and not self._under_way():
-            draft = self._commit(draft, GotCheckpoint(checkpoint, issued_at=draft.since))
+        if kind is not None and self.hold is None and not self._under_way():
+            draft = self._commit(draft, GotCheckpoint(kind, issued_at=draft.since))
         self.wake.set()
         return draft
 
@@ -175,14 +173,21 @@ class AccountWorker(HoldingSteps):
         self._log.info("worker_started", drafts=counts)
 
 
-def _check_new(draft_id: str, options: Mapping[str, Any] | None, checkpoint: str | None) -> None:
+def _checked(
+    draft_id: object, options: Mapping[str, Any] | None, checkpoint: object
+) -> CheckpointType | None:
+    """The checkpoint type of a well-formed new draft; ``InputRejected`` naming the flaw.
+
+    This is where a draft enters otp-bot (the control API only parses its
+    JSON types), so this is the one place its id, options and checkpoint are checked.
+    """
     if not isinstance(draft_id, str) or not draft_id.strip() or draft_id != draft_id.strip():
         raise InputRejected("draft_id must be a non-empty string without surrounding spaces")
     if len(draft_id) > MAX_DRAFT_ID or not draft_id.isprintable():
         raise InputRejected(f"draft_id must be at most {MAX_DRAFT_ID} printable characters")
-    if checkpoint is not None and checkpoint not in CHECKPOINT_TYPES:
-        raise InputRejected("checkpoint must be OTP or EMAIL_VERIFICATION")
-    try:
-        PublishOptions(**dict(options or {}))
-    except TypeError:
-        raise InputRejected(f"unknown publish options in {sorted(options or {})}") from None
+    if checkpoint is not None and checkpoint not in tuple(CheckpointType):
+        raise InputRejected(f"checkpoint must be one of {', '.join(CheckpointType)}")
+    unknown = set(options or {}) - PUBLISH_OPTIONS
+    if unknown:
+        raise InputRejected(f"unknown publish options: {', '.join(sorted(map(str, unknown)))}")
+    return CheckpointType(str(checkpoint)) if checkpoint is not None else None

@@ -17,6 +17,7 @@ from otp_bot.errors import StoreError
 from otp_bot.solve.drafts import TERMINAL, Draft, Event, State, event_name
 from otp_bot.solve.match import Candidate
 from otp_bot.store.db import Store
+from otp_bot.vocabulary import VERIFICATION_FORMS, CheckpointType, InputForm
 
 if TYPE_CHECKING:
     import sqlite3
@@ -186,7 +187,7 @@ def _draft(row: sqlite3.Row) -> Draft:
         created_at=datetime.fromisoformat(row["created_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
         options=json.loads(row["options"]),
-        checkpoint=row["checkpoint"],
+        checkpoint=CheckpointType(row["checkpoint"]) if row["checkpoint"] else None,
         since=_dt(row["since"]),
         job_id=row["job_id"],
         job_state=row["job_state"],
@@ -195,7 +196,7 @@ def _draft(row: sqlite3.Row) -> Draft:
         republishes=row["republishes"],
         idempotency_key=row["idempotency_key"],
         input_hash=row["input_hash"],
-        input_form=row["input_form"],
+        input_form=InputForm(row["input_form"]) if row["input_form"] else None,
     )
 
 
@@ -239,7 +240,7 @@ def _settle_input(
         " FROM used_input WHERE account_id=? AND input_hash=?)",
         (sql_time(old.updated_at), *key),
     )
-    if accepted and old.input_form in ("link", "pin"):
+    if accepted and old.input_form in VERIFICATION_FORMS:
         db.execute(
             "INSERT INTO account_pref VALUES (?, ?, ?) ON CONFLICT (account_id) DO UPDATE"
             " SET verification_form=excluded.verification_form, updated_at=excluded.updated_at",

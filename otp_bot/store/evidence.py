@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from otp_bot.solve.match import StoredEvidence
 from otp_bot.store.db import Store
 from otp_bot.store.drafts import sql_time
+from otp_bot.vocabulary import VERIFICATION_FORMS, InputForm
 
 if TYPE_CHECKING:
     import sqlite3
@@ -105,12 +106,20 @@ class EvidenceStore:
         )
         return _evidence(rows[0]) if rows else None
 
-    def verification_form(self, account_id: str) -> str | None:
+    def stored_at(self, account_id: str, evidence_id: int) -> datetime | None:
+        """When this evidence's e-mail was seen and stored (for e-mail -> submit latency)."""
+        rows = self._store.query(
+            "SELECT stored_at FROM evidence WHERE account_id=? AND id=?", (account_id, evidence_id)
+        )
+        return datetime.fromisoformat(rows[0]["stored_at"]) if rows else None
+
+    def verification_form(self, account_id: str) -> InputForm | None:
         """The EMAIL_VERIFICATION form this account last had accepted."""
         rows = self._store.query(
             "SELECT verification_form FROM account_pref WHERE account_id=?", (account_id,)
         )
-        return rows[0]["verification_form"] if rows else None
+        form = rows[0]["verification_form"] if rows else None
+        return InputForm(form) if form in VERIFICATION_FORMS else None
 
 
 def _evidence(row: sqlite3.Row) -> StoredEvidence:
