@@ -50,7 +50,13 @@ def stack() -> Iterator[Stack]:
         stack.start_dovecot([USER, LOCKED])
         stack.add_account("acc_cli", USER, OTP_BOT_CONTROL_TOKEN=TOKEN)
         stack.daemon("acc_cli", token=TOKEN).start_ready()
-        stack.add_account("acc_locked", LOCKED, password="wrong-password")
+        # A second daemon: a state directory of its own (one daemon per state directory).
+        stack.add_account(
+            "acc_locked",
+            LOCKED,
+            password="wrong-password",
+            OTP_BOT_STATE_DIR=str(stack.root / "state-locked"),
+        )
         stack.daemon("acc_locked").start_ready()
         yield stack
     finally:
