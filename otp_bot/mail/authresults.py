@@ -36,12 +36,16 @@ MAX_CHARS = 4096
 MAX_NESTING = 4
 _MAX_RESULTS = 32
 
-_SPACE_RE = re.compile(r"[ \t\r\n]++")
-_QUOTED_RE = re.compile(r'"((?:[^"\\\r\n]++|\\[^\r\n])*+)"')
-_ATOM_RE = re.compile(r'[^ \t\r\n()";=/\\]++')
+_TOKEN_RE = re.compile(
+    r"(?P<space>[ \t\r\n]++)"
+    r'|(?P<atom>[^ \t\r\n()";=/\\]++)'
+    r"|(?P<special>[;=/])"
+    r'|(?P<quoted>"(?P<text>(?:[^"\\]++|\\.)*+)")'
+    r"|(?P<other>.)",
+    re.DOTALL,
+)
 _COMMENT_TEXT_RE = re.compile(r'[^()\\"]++')
 _UNESCAPE_RE = re.compile(r"\\(.)")
-_SPECIALS = ";=/"
 
 ATOM, QUOTED, SPECIAL = "atom", "quoted", "special"
 
@@ -107,26 +111,27 @@ def tokenize(value: str) -> list[Token]:
     tokens: list[Token] = []
     pos, glued = 0, True
     while pos < len(value):
-        char = value[pos]
-        if (space := _SPACE_RE.match(value, pos)) is not None:
-            pos, glued = space.end(), False
-        elif char == "(":
+        match = _TOKEN_RE.match(value, pos)  # one call per token; "other" always matches
+        assert match is not None  # noqa: S101 - the last alternative takes any character
+        kind = match.lastgroup
+        if kind == "space":
+            pos, glued = match.end(), False
+            continue
+        if kind in {"atom", "special"}:
+            tokens.append(Token(ATOM if kind == "atom" else SPECIAL, match.group(), glued))
+        elif kind == "quoted":
+            text = match.group("text")
+            tokens.append(
+                Token(QUOTED, _UNESCAPE_RE.sub(r"\1", text) if "\\" in text else text, glued)
+            )
+        elif match.group() == "(":
             pos, glued = _skip_comment(value, pos), False
-        elif char == '"':
-            quoted = _QUOTED_RE.match(value, pos)
-            if quoted is None:
-                raise Unreadable("unterminated quoted string")
-            text = _UNESCAPE_RE.sub(r"\1", quoted.group(1))
-            tokens.append(Token(QUOTED, text, glued))
-            pos, glued = quoted.end(), True
-        elif char in _SPECIALS:
-            tokens.append(Token(SPECIAL, char, glued))
-            pos, glued = pos + 1, True
-        elif (atom := _ATOM_RE.match(value, pos)) is not None:
-            tokens.append(Token(ATOM, atom.group(), glued))
-            pos, glued = atom.end(), True
+            continue
+        elif match.group() == '"':
+            raise Unreadable("unterminated quoted string")
         else:  # ")" without "(" or a backslash outside a quoted string
-            raise Unreadable(f"stray {char!r}")
+            raise Unreadable(f"stray {match.group()!r}")
+        pos, glued = match.end(), True
     return tokens
 
 

@@ -65,6 +65,8 @@ _LEAD_OUT_RE = re.compile(rf"\s*(?:{_VERBS})[^\n.!?0-9]{{0,32}}|\s+", re.IGNOREC
 _URL_TRAILING = ".,;:!?)]}>'\""
 _SAFE_LINK_HOSTS = ("safelinks.protection.outlook.com",)
 _LINK_HINTS = ("confirm", "verif", "/e/v2")
+_WRAPPER_HINTS = ("safelinks.protection.outlook.com", "google.com/url")
+_WRAPPED_LINK_HINTS = ("confirm", "verif", "e%2fv2", "/e/v2")
 _LINK_HOSTS = ("www.linkedin.com", "linkedin.com")
 _MAX_URL_CHARS = 4096
 # Backslashes (browsers read them as "/"), spaces and controls (browsers drop
@@ -165,13 +167,25 @@ def urls_in(text: str) -> list[str]:
 def find_link(urls: list[str]) -> str | None:
     """The first LinkedIn verification URL (canonical form), after unwrapping redirectors."""
     for url in urls[:_MAX_LINKS]:
-        lowered = url.lower()
-        if not any(hint in lowered for hint in _LINK_HINTS):
-            continue  # cheap: a wrapped link still shows its target's path, encoded
+        if not _may_verify(url):
+            continue
         canonical = verification_link(unwrap(url.strip()))
         if canonical is not None:
             return canonical
     return None
+
+
+def _may_verify(url: str) -> bool:
+    """Cheap filter: the path names a verification page, or a wrapper's query does.
+
+    Only the path counts for a direct link: LinkedIn's tracking parameters say
+    "verification" on every link of a verification mail.
+    """
+    path = url.partition("?")[0].lower()
+    if any(hint in path for hint in _LINK_HINTS):
+        return True
+    wrapped = any(host in path for host in _WRAPPER_HINTS)
+    return wrapped and any(hint in url.lower() for hint in _WRAPPED_LINK_HINTS)
 
 
 def unwrap(url: str) -> str:
