@@ -23,6 +23,7 @@ from otp_bot.sim.script import Fault, Script
 from otp_bot.solve import drafts as d
 from otp_bot.solve.drafts import Draft, State
 from otp_bot.solve.match import Candidate, StoredEvidence, input_hash
+from otp_bot.solve.steps import WorkerHooks
 from otp_bot.solve.worker import AccountWorker
 from otp_bot.store.db import Store
 from otp_bot.store.drafts import DraftStore
@@ -72,11 +73,13 @@ class Harness:
         self.task: asyncio.Task[None] | None = None
 
     def new_worker(self, clock: Callable[[], datetime] | None = None) -> AccountWorker:
-        worker = AccountWorker(
-            self.settings, self.store, self.client, clock=clock or (lambda: datetime.now(UTC))
+        return AccountWorker(
+            self.settings,
+            self.store,
+            self.client,
+            hooks=WorkerHooks(changed=self._on_change),
+            clock=clock or (lambda: datetime.now(UTC)),
         )
-        worker.on_change = self._on_change
-        return worker
 
     def _on_change(self, _draft: Draft) -> None:
         asyncio.get_running_loop().create_task(self._notify())
@@ -697,9 +700,12 @@ async def test_through_a_real_mailbox_with_after_use(dovecot: Dovecot, tmp_path:
     settings = settings.model_copy(update={"api_base_url": str(server.make_url("/v1"))})
     store = Store(settings.state_db)
     client = PostpressClient.from_settings(settings)
-    worker = AccountWorker(settings, store, client)
-    watcher = MailboxWatcher(settings, store, worker.on_mail)
-    worker.mailbox = watcher
+
+    async def hand_over(mail: IncomingMail) -> None:
+        await worker.on_mail(mail)  # bound below, before the watcher runs
+
+    watcher = MailboxWatcher(settings, store, hand_over)
+    worker = AccountWorker(settings, store, client, after_use=watcher.after_use)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(watcher.run(stop)), asyncio.create_task(worker.run(stop))]
     try:
@@ -746,3 +752,38 @@ async def test_on_mail_never_raises(make: Callable[..., Harness]) -> None:
         ("mail_handling_failed", "error"),
     ]
     h.store = Store(h.settings.state_db)  # for the fixture's cleanup
+
+
+async def test_hooks_hear_results_errors_and_each_inputs_latency(
+    make: Callable[..., Harness],
+) -> None:
+    """WorkerHooks hear each submission's result, each API error type, and e-mail -> submit
+    seconds measured for the input sent (its own e-mail, not the last one seen)."""
+    shift = timedelta(0)
+    results: list[str] = []
+    errors: list[str] = []
+    latencies: list[float] = []
+    h = make()
+    hooks = WorkerHooks(
+        changed=h._on_change,
+        api_error=errors.append,
+        submitted=results.append,
+        latency=latencies.append,
+    )
+    h.worker = AccountWorker(
+        h.settings, h.store, h.client, hooks=hooks, clock=lambda: datetime.now(UTC) + shift
+    )
+    h.sim.script("D-nf", Script(faults=(Fault("errors/resource_not_found"),)))
+    h.auto_mail = False
+    h.start()
+    await h.worker.add_draft("D-nf")
+    await h.worker.add_draft("D-lat")
+    await h.reaches("D-lat", State.AWAITING_CODE)
+    await h.halt()
+    await h.deliver()  # stored now; the worker sends it only after the clock moved on
+    shift = timedelta(seconds=42)
+    h.start()
+    assert (await h.reaches("D-lat", State.PUBLISHED, State.FAILED)).state is State.PUBLISHED
+    assert (results, errors) == (["published"], ["errors/resource_not_found"])
+    assert len(latencies) == 1
+    assert 42 <= latencies[0] < 42 + WAIT

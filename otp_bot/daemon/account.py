@@ -1,10 +1,12 @@
 """One account's running parts, as the service and the control API see them.
 
-``Account`` bundles an account's postpress client, mailbox watcher and
-worker; it answers the control API (drafts as JSON, health) and feeds the
-metrics through two thin wrappers: the watcher's mail handler (e-mails seen,
-trusted, rejected) and ``MeteredClient`` (submission results, API errors,
-e-mail -> submit latency).
+``Account`` builds an account's postpress client, mailbox watcher and worker,
+each with everything it needs passed to its constructor, and answers the
+control API (drafts as JSON, health). Metrics arrive through hooks: the
+client's ``on_retry`` (each retried API error), the worker's ``WorkerHooks``
+(draft changes, API errors, submission results, e-mail -> submit latency per
+input), the watcher's ``WatcherLinks`` and its mail handler (e-mails seen,
+trusted, rejected).
 """
 
 from __future__ import annotations
@@ -12,71 +14,24 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 import structlog
 
 from otp_bot.config import Settings
 from otp_bot.daemon.metrics import Metrics, count_states
 from otp_bot.daemon.operations import Operations
-from otp_bot.errors import ApiError, ExpiredLink, InvalidSolution
 from otp_bot.imap.watcher import IncomingMail, MailboxWatcher, WatcherLinks, WatcherState
 from otp_bot.mail.extract import Evidence
 from otp_bot.postpress.client import PostpressClient, SharedSessions
-from otp_bot.postpress.wire import Answer, Published
 from otp_bot.solve.drafts import Draft, State
+from otp_bot.solve.steps import WorkerHooks
 from otp_bot.solve.worker import AccountWorker
 from otp_bot.store.db import Store
 
 log = structlog.get_logger(__name__)
 
 JsonDict = dict[str, Any]
-
-
-class MeteredClient(PostpressClient):
-    """The postpress client, counting what its answers were."""
-
-    metrics: Metrics
-    account_label: str
-    mail_seen_at: float | None = None  # monotonic time the last trusted e-mail was seen
-
-    @classmethod
-    def metered(
-        cls, settings: Settings, metrics: Metrics, sessions: SharedSessions | None = None
-    ) -> MeteredClient:
-        # from_settings builds ``cls(...)``: a MeteredClient, typed as its base.
-        client = cast(MeteredClient, cls.from_settings(settings, sessions))
-        client.metrics, client.account_label = metrics, settings.account_id
-        client.on_retry = partial(metrics.api_error, settings.account_id)
-        return client
-
-    async def publish(self, draft_id: str, *args: Any, **kwargs: Any) -> Answer:
-        try:
-            return await super().publish(draft_id, *args, **kwargs)
-        except ApiError as exc:
-            self.metrics.api_error(self.account_label, exc.type)
-            raise
-
-    async def solve_checkpoint(self, draft_id: str, input: str, **kwargs: Any) -> Answer:
-        if self.mail_seen_at is not None:
-            self.metrics.latency(self.account_label, time.monotonic() - self.mail_seen_at)
-        try:
-            answer = await super().solve_checkpoint(draft_id, input, **kwargs)
-        except ApiError as exc:
-            self.metrics.api_error(self.account_label, exc.type)
-            self.metrics.submission(self.account_label, _result_of(exc))
-            raise
-        result = "published" if isinstance(answer, Published) else "checkpoint"
-        self.metrics.submission(self.account_label, result)
-        return answer
-
-
-def _result_of(error: ApiError) -> str:
-    if isinstance(error, InvalidSolution):
-        return "invalid"
-    if isinstance(error, ExpiredLink):
-        return "expired"
-    return "error"
 
 
 class Account(Operations):
@@ -93,17 +48,26 @@ class Account(Operations):
         self.metrics = metrics
         self.started = time.monotonic()
         self.crashed: str | None = None  # set when one of its tasks died
-        self.client = MeteredClient.metered(settings, metrics, sessions)
-        self.worker = AccountWorker(settings, store, self.client)
-        self.worker.on_change = self._on_change
         self._counts: Mapping[str, int] | None = None  # drafts per state, until a change
+        label = settings.account_id
+        self.client = PostpressClient.from_settings(
+            settings, sessions, on_retry=partial(metrics.api_error, label)
+        )
         links = WatcherLinks(
             awaiting_code=self._awaiting_code,
-            mail_lag=partial(metrics.mail_lag, settings.account_id),
-            after_use_failed=partial(metrics.after_use_failure, settings.account_id),
+            mail_lag=partial(metrics.mail_lag, label),
+            after_use_failed=partial(metrics.after_use_failure, label),
         )
         self.watcher = MailboxWatcher(settings, store, self._on_mail, links=links)
-        self.worker.mailbox = self.watcher
+        hooks = WorkerHooks(
+            changed=self._on_change,
+            api_error=partial(metrics.api_error, label),
+            submitted=partial(metrics.submission, label),
+            latency=partial(metrics.latency, label),
+        )
+        self.worker = AccountWorker(
+            settings, store, self.client, after_use=self.watcher.after_use, hooks=hooks
+        )
         self._start_operations()
 
     @property
@@ -122,8 +86,6 @@ class Account(Operations):
         self.metrics.email(self.account_id, "seen")
         trusted = evidence is not None and evidence.trusted
         self.metrics.email(self.account_id, "trusted" if trusted else "rejected")
-        if trusted:
-            self.client.mail_seen_at = time.monotonic()
 
     # --- the control API's view ------------------------------------------------
 

@@ -12,16 +12,19 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Any
 
 import structlog
 
 from otp_bot.config import Settings
-from otp_bot.errors import OtpBotError
+from otp_bot.errors import ApiError, ExpiredLink, InvalidSolution, OtpBotError
+from otp_bot.imap.reading import IncomingMail
 from otp_bot.logs import mask_code, mask_link
 from otp_bot.postpress.client import PostpressClient, publish_defaults
+from otp_bot.postpress.wire import Checkpoint, Published
 from otp_bot.solve.drafts import (
     ACTIVE,
     Draft,
@@ -43,9 +46,6 @@ from otp_bot.store.drafts import DraftStore
 from otp_bot.store.evidence import EvidenceStore
 from otp_bot.vocabulary import CheckpointType, InputForm
 
-if TYPE_CHECKING:
-    from otp_bot.imap.watcher import IncomingMail, MailboxWatcher
-
 log = structlog.get_logger(__name__)
 
 # An input's value is refused again for this long after it was sent; a 6-digit
@@ -59,6 +59,31 @@ USED_MAIL_SLACK = timedelta(seconds=5)
 EVIDENCE_RETENTION = timedelta(days=1)
 
 
+# Marks, moves or deletes the e-mail whose input passed (``MailboxWatcher.after_use``).
+AfterUse = Callable[[IncomingMail], Awaitable[Any]]
+
+
+def _ignore(*_args: object) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerHooks:
+    """What the worker reports as it goes (metrics). A hook that raises is logged, not fatal."""
+
+    # A draft was added or moved.
+    changed: Callable[[Draft], None] = _ignore
+    # An API call ended in an error envelope: its ``errors/...`` type.
+    api_error: Callable[[str], None] = _ignore
+    # A submitted input's answer: published, checkpoint, invalid, expired or error.
+    submitted: Callable[[str], None] = _ignore
+    # Seconds from this input's e-mail being seen to the input being sent.
+    latency: Callable[[float], None] = _ignore
+
+
+NO_HOOKS = WorkerHooks()
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -69,7 +94,11 @@ def new_key() -> str:
 
 
 class DraftSteps:
-    """The account's state (settings, store, client) and its steps."""
+    """The account's state and its steps, built with everything they need.
+
+    ``after_use`` acts on the e-mail whose input passed; ``hooks`` hear what
+    happens (metrics); ``clock`` is injectable for tests.
+    """
 
     def __init__(
         self,
@@ -77,6 +106,8 @@ class DraftSteps:
         store: Store,
         client: PostpressClient,
         *,
+        after_use: AfterUse | None = None,
+        hooks: WorkerHooks = NO_HOOKS,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.settings = settings
@@ -85,8 +116,8 @@ class DraftSteps:
         self.clock = clock
         self.account_id = settings.account_id
         self.in_call: str | None = None  # the draft whose API call is in flight
-        self.mailbox: MailboxWatcher | None = None
-        self.on_change: Callable[[Draft], None] | None = None
+        self._after_use_action = after_use
+        self._hooks = hooks
         self.wake = asyncio.Event()  # set when there may be something to do
         self.records = DraftStore(store)
         self.evidence = EvidenceStore(store)
@@ -156,6 +187,10 @@ class DraftSteps:
 
     def _react(self, draft: Draft, outcome: Outcome) -> Reaction:
         """Commit what the API's answer means (its reaction is returned)."""
+        if isinstance(outcome, ApiError):
+            self._report(self._hooks.api_error, outcome.type)
+        if draft.input_hash is not None:  # the answer to a submitted input
+            self._report(self._hooks.submitted, submission_result(outcome))
         reaction = react(
             draft, outcome, republish_limit=self.settings.republish_limit, new_key=new_key()
         )
@@ -175,6 +210,9 @@ class DraftSteps:
             shown = mask_link(chosen.value) if link else mask_code(chosen.value)
             event = Submit(new_key(), chosen.hash, chosen.form, shown)
             self._commit(draft, event, use=chosen)
+            seen = self.evidence.stored_at(self.account_id, chosen.evidence_id)
+            if seen is not None:  # e-mail -> submit, for this very input
+                self._report(self._hooks.latency, max(0.0, (now - seen).total_seconds()))
             return 0
         due = deadline(since, self._timeout)
         if now < due:
@@ -234,26 +272,43 @@ class DraftSteps:
         return moved
 
     def _changed(self, draft: Draft) -> None:
-        if self.on_change is not None:
-            try:
-                self.on_change(draft)
-            except Exception:  # noqa: BLE001 - a metrics hook must not stop the worker
-                self._log.exception("on_change_failed", draft_id=draft.draft_id)
+        self._report(self._hooks.changed, draft)
+
+    def _report(self, hook: Callable[..., None], *args: Any) -> None:
+        try:
+            hook(*args)
+        except Exception:  # noqa: BLE001 - a metrics hook must not stop the worker
+            name = getattr(hook, "__name__", type(hook).__name__)
+            about = {"draft_id": args[0].draft_id} if args and isinstance(args[0], Draft) else {}
+            self._log.exception("on_change_failed", hook=name, **about)
 
     def _after_use(self, draft: Draft) -> None:
         """Let the mailbox mark, move or delete the used e-mail, without holding up the worker."""
         mail = self._intake.used(draft.input_hash or "")
-        if self.mailbox is None or mail is None:
+        if self._after_use_action is None or mail is None:
             return
-        task = asyncio.create_task(self._apply_after_use(self.mailbox, mail))
+        task = asyncio.create_task(self._apply_after_use(self._after_use_action, mail))
         self._chores.add(task)
         task.add_done_callback(self._chores.discard)
 
-    async def _apply_after_use(self, mailbox: MailboxWatcher, mail: IncomingMail) -> None:
+    async def _apply_after_use(self, action: AfterUse, mail: IncomingMail) -> None:
         try:
-            await mailbox.after_use(mail)
+            await action(mail)
         except Exception:  # noqa: BLE001 - leaving a used e-mail in place is harmless
             self._log.warning("mail_after_use_failed", uid=mail.uid, exc_info=True)
 
     def _under_way(self) -> bool:
         return any(d.state in ACTIVE for d in self.drafts(pending=True))
+
+
+def submission_result(outcome: Outcome) -> str:
+    """The ``result`` label of a submission: what the API made of the input."""
+    if isinstance(outcome, Published):
+        return "published"
+    if isinstance(outcome, Checkpoint):
+        return "checkpoint"
+    if isinstance(outcome, InvalidSolution):
+        return "invalid"
+    if isinstance(outcome, ExpiredLink):
+        return "expired"
+    return "error"

@@ -49,9 +49,10 @@ STEP_RETRY_MAX_S = 60.0
 class AccountWorker(HoldingSteps):
     """Publishes one account's drafts and solves their checkpoints from its mail.
 
-    Constructed as ``AccountWorker(settings, store, client, clock=...)``; the
-    shell sets ``mailbox`` (for ``after_use``) and ``on_change`` (metrics) and
-    reads ``hold`` (the account is held) and ``outage`` (the API is failing).
+    Constructed with everything it needs: ``AccountWorker(settings, store,
+    client, after_use=watcher.after_use, hooks=WorkerHooks(...), clock=...)``.
+    The shell reads ``hold`` (the account is held) and ``outage`` (the API is
+    failing).
     """
 
     # --- what the shell calls ------------------------------------------------
