@@ -11,7 +11,9 @@ OTP_BOT_IMAP_PROBE_INTERVAL while a draft of the account waits for a code
 mail a minute late, so the folder is probed (NOOP + UID SEARCH) every few
 seconds then. The lag from a message's arrival to the bot seeing it is
 measured for mail found while watching. The backoff resets once a connection
-got through its catch-up.
+got through its catch-up. Used mail is handled by ``used.UsedMail``, lag by
+``lag.LagMeter``; what stays here (the state machine, catch-up and the
+waiting policy, about 270 lines) reads best in one place.
 
 Blocking imap-tools calls run in one dedicated thread per watcher
 (``otp_bot.imap.session.Session``); this module keeps the state machine, the
@@ -26,22 +28,20 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
 
 import structlog
 
 from otp_bot.config import MailAction, Settings
 from otp_bot.errors import MailboxAuthError, MailboxError
-from otp_bot.imap.actions import effective
 from otp_bot.imap.auth import tokens_for
 from otp_bot.imap.handoff import Handoff, MailHandler
+from otp_bot.imap.lag import LagMeter, WatcherLinks, seen_by
 from otp_bot.imap.probe import MailboxReport, check_mailbox
-from otp_bot.imap.reading import Fetched, IncomingMail, fetch_new, window_start
+from otp_bot.imap.reading import IncomingMail, fetch_new, window_start
 from otp_bot.imap.session import FolderState
 from otp_bot.imap.thread import ImapThread
-from otp_bot.imap.used import UsedMailQueue, retry_delay
+from otp_bot.imap.used import UsedMail
 from otp_bot.store.db import Store, Watermark
 
 log = structlog.get_logger(__name__)
@@ -57,10 +57,6 @@ CHUNK = 100
 # After the handler failed, the message is tried again this soon at the latest
 # (instead of at the next mail or IDLE renewal).
 HANDLER_RETRY = 30.0
-# New mail seen this long after its arrival (INTERNALDATE) means the server's
-# notifications are slow: mailbox_idle_lag, at most once per LAG_WARN_EVERY.
-LAG_WARN = 30.0
-LAG_WARN_EVERY = 600.0
 # Message-IDs are kept this long (at least twice the look-back window) for the
 # dedup of a UIDVALIDITY rescan, which never looks further back than that.
 SEEN_RETENTION = 30 * 86400.0
@@ -76,14 +72,6 @@ __all__ = [
 ]
 
 
-def _never() -> bool:
-    return False
-
-
-def _ignore(_value: object) -> None:
-    return None
-
-
 class WatcherState(StrEnum):
     """Where a mailbox watcher is (``/healthz``'s ``mailbox`` field)."""
 
@@ -97,18 +85,6 @@ class WatcherState(StrEnum):
     BACKOFF = "backoff"
     # The server refused the credentials: loud, retried slowly.
     AUTH_FAILED = "auth_failed"
-
-
-@dataclass(frozen=True, slots=True)
-class WatcherLinks:
-    """What the watcher asks of, and tells, the rest of its account."""
-
-    # True while a draft of the account waits for a code: probe the folder often.
-    awaiting_code: Callable[[], bool] = _never
-    # Seconds from a new message's arrival (INTERNALDATE) to the bot seeing it.
-    mail_lag: Callable[[float], None] = _ignore
-    # An after-use action failed (its name); it will be tried again.
-    after_use_failed: Callable[[str], None] = _ignore
 
 
 def backoff_delay(attempt: int, ceiling: float) -> float:
@@ -137,10 +113,10 @@ class MailboxWatcher:
         )
         self._imap = ImapThread(settings, tokens_for(settings))
         self._links = links or WatcherLinks()
-        self._used = UsedMailQueue()  # after-use actions deferred or to be retried
+        self._used = UsedMail(settings, self._imap, self._links, self._log)
+        self._lag = LagMeter(settings, self._links, self._log)
         self._behind = False  # the handler failed: retry soon
         self._caught_up = False  # this connection got through its catch-up
-        self._lag_warned = -LAG_WARN_EVERY  # monotonic time of the last mailbox_idle_lag
         self._stop = asyncio.Event()
 
     def nudge(self) -> None:
@@ -197,7 +173,7 @@ class MailboxWatcher:
             uidvalidity=folder.uidvalidity,
             messages=folder.exists,
         )
-        self._warn_degraded(folder)
+        self._used.warn_degraded(folder)
         await self._start_position(folder.uidvalidity)
         count = await self._catch_up(live=False)
         self._log.info("mailbox_catchup", count=count)
@@ -207,11 +183,11 @@ class MailboxWatcher:
         self.watching.set()
         self._set_state(WatcherState.WATCHING)
         while not self._stop.is_set():
-            await self._apply_due()
+            await self._used.apply_due()
             spoke = await self._imap.call(self._imap.require().wait, self._wait_for(folder))
             self._progress()
             if not self._stop.is_set():
-                await self._catch_up(live=True, how=_seen_by(folder, spoke=spoke))
+                await self._catch_up(live=True, how=seen_by(idle=folder.idle, spoke=spoke))
                 self._progress()
 
     def _wait_for(self, folder: FolderState) -> float:
@@ -226,19 +202,6 @@ class MailboxWatcher:
         if due is not None:
             wait = min(wait, max(0.0, due - time.monotonic()))
         return wait
-
-    def _warn_degraded(self, folder: FolderState) -> None:
-        wanted = self._settings.mail_after_use
-        if effective(wanted, folder.server) is wanted:
-            return
-        self._log.error(
-            "mailbox_after_use_degraded",
-            action=str(wanted),
-            done_instead="seen",
-            capabilities=" ".join(sorted(folder.server.capabilities)),
-            reason="the server announces neither MOVE nor UIDPLUS after login, so one message "
-            "cannot be removed without expunging other clients' deleted mail",
-        )
 
     # --- catching up ------------------------------------------------------------
 
@@ -272,7 +235,7 @@ class MailboxWatcher:
             limit = self._settings.imap_max_message_bytes
             batch = await self._imap.call(fetch_new, session, chunk, limit)
             if live:
-                self._measure_lag(batch, how)
+                self._lag.observe(batch, how)
             through = Watermark(mark.uidvalidity, chunk[-1])
             handed, done = await self._handoff.deliver(batch, through, self._stop)
             total += handed
@@ -281,32 +244,6 @@ class MailboxWatcher:
                 return total
         self._behind = False
         return total
-
-    def _measure_lag(self, batch: list[Fetched], how: str) -> None:
-        now = time.time()
-        lags = [
-            (max(0.0, now - f.mail.internal_date.timestamp()), f.mail.uid)
-            for f in batch
-            if f.mail.internal_date is not None
-        ]
-        for lag, _uid in lags:
-            self._links.mail_lag(lag)
-        worst = max(lags, default=None)
-        expected = self._settings.imap_poll_interval if how == "poll" else 0.0
-        if worst is None or worst[0] <= LAG_WARN + expected:
-            return
-        if time.monotonic() - self._lag_warned < LAG_WARN_EVERY:
-            return
-        self._lag_warned = time.monotonic()
-        self._log.warning(
-            "mailbox_idle_lag",
-            uid=worst[1],
-            lag=round(worst[0], 1),
-            seen_by=how,
-            probe_interval=self._settings.imap_probe_interval,
-            advice="the server announces new mail late; while a checkpoint waits the bot "
-            "probes every OTP_BOT_IMAP_PROBE_INTERVAL seconds",
-        )
 
     # --- used mail ----------------------------------------------------------------
 
@@ -318,39 +255,7 @@ class MailboxWatcher:
         connection; a failed attempt is counted and tried again with backoff.
         """
         if self._settings.mail_after_use is not MailAction.LEAVE:
-            await self._apply_used(mail, attempt=0)
-
-    async def _apply_used(self, mail: IncomingMail, *, attempt: int) -> None:
-        action, target = self._settings.mail_after_use, self._settings.mail_move_folder
-        session = self._imap.session
-        if session is None or session.folder is None:
-            self._used.put(mail, attempt=attempt, due=0.0)
-            self._log.info("mailbox_after_use_deferred", uid=mail.uid)
-            return
-        self._imap.wake()
-        try:
-            done = await self._imap.call(session.apply, mail.uidvalidity, mail.uid, action, target)
-        except MailboxError as exc:
-            delay = retry_delay(attempt + 1)
-            self._used.put(mail, attempt=attempt + 1, due=time.monotonic() + delay)
-            self._links.after_use_failed(str(action))
-            self._log.warning(
-                "mailbox_after_use_failed",
-                uid=mail.uid,
-                action=str(action),
-                error=str(exc),
-                attempt=attempt + 1,
-                retry_in=delay,
-            )
-            return
-        if done is None:
-            self._log.info("mailbox_after_use_skipped", uid=mail.uid, action=str(action))
-        else:
-            self._log.info("mailbox_after_use", uid=mail.uid, action=str(done))
-
-    async def _apply_due(self) -> None:
-        for pending in self._used.take_due(time.monotonic()):
-            await self._apply_used(pending.mail, attempt=pending.attempt)
+            await self._used.apply(mail)
 
     # --- small parts ------------------------------------------------------------------
 
@@ -371,10 +276,3 @@ class MailboxWatcher:
         self._imap.wake()
         await asyncio.sleep(STOP_ABORT_AFTER)
         self._imap.abort()
-
-
-def _seen_by(folder: FolderState, *, spoke: bool) -> str:
-    """How new mail was found: the server's IDLE notice, our probe, or a poll."""
-    if not folder.idle:
-        return "poll"
-    return "idle" if spoke else "probe"
