@@ -5,8 +5,8 @@ carry ``account_id``). Every write is one committed transaction with
 ``synchronous=NORMAL``: it survives a crash of the process at once, and is
 forced to disk (with every commit before it) by ``await Store.durable()``,
 which callers run before each side effect (``store/durable.py``: the argument).
-The schema is versioned by ``PRAGMA user_version``; ``MIGRATIONS[n]`` brings a
-database from version n to n+1.
+The schema is versioned by ``PRAGMA user_version``; ``MIGRATIONS[n]``
+(``store/schema.py``) brings a database from version n to n+1.
 """
 
 from __future__ import annotations
@@ -22,102 +22,7 @@ from pathlib import Path
 
 from otp_bot.errors import StoreError
 from otp_bot.store.durable import WalSync
-
-MIGRATIONS: list[str] = [
-    # 0 -> 1: the mailbox watermark and the Message-IDs already handled.
-    """
-    CREATE TABLE watermark (
-        account_id  TEXT NOT NULL,
-        folder      TEXT NOT NULL,
-        uidvalidity INTEGER NOT NULL,
-        last_uid    INTEGER NOT NULL,
-        updated_at  TEXT NOT NULL,
-        PRIMARY KEY (account_id, folder)
-    );
-    CREATE TABLE seen_message (
-        account_id TEXT NOT NULL,
-        message_id TEXT NOT NULL,
-        seen_at    TEXT NOT NULL,
-        PRIMARY KEY (account_id, message_id)
-    );
-    """,
-    # 1 -> 2: drafts, their readable history, e-mail evidence, inputs sent.
-    """
-    CREATE TABLE draft (
-        account_id      TEXT NOT NULL,
-        draft_id        TEXT NOT NULL,
-        state           TEXT NOT NULL,
-        checkpoint      TEXT,
-        since           TEXT,
-        job_id          TEXT,
-        job_state       TEXT,
-        error           TEXT,
-        error_detail    TEXT,
-        republishes     INTEGER NOT NULL DEFAULT 0,
-        options         TEXT NOT NULL DEFAULT '{}',
-        idempotency_key TEXT,
-        input_hash      TEXT,
-        input_form      TEXT,
-        created_at      TEXT NOT NULL,
-        updated_at      TEXT NOT NULL,
-        PRIMARY KEY (account_id, draft_id)
-    );
-    CREATE INDEX draft_by_state ON draft (account_id, state);
-    CREATE TABLE draft_event (
-        id         INTEGER PRIMARY KEY AUTOINCREMENT,
-        account_id TEXT NOT NULL,
-        draft_id   TEXT NOT NULL,
-        at         TEXT NOT NULL,
-        event      TEXT NOT NULL,
-        from_state TEXT,
-        to_state   TEXT NOT NULL,
-        detail     TEXT NOT NULL
-    );
-    CREATE INDEX draft_event_by_draft ON draft_event (account_id, draft_id);
-    CREATE TABLE evidence (
-        id          INTEGER PRIMARY KEY AUTOINCREMENT,
-        account_id  TEXT NOT NULL,
-        message_id  TEXT,
-        uidvalidity INTEGER,
-        uid         INTEGER,
-        received_at TEXT NOT NULL,
-        code        TEXT,
-        link        TEXT,
-        stored_at   TEXT NOT NULL,
-        consumed_at TEXT,
-        UNIQUE (account_id, message_id)
-    );
-    CREATE INDEX evidence_fresh ON evidence (account_id, consumed_at, received_at);
-    CREATE TABLE used_input (
-        account_id  TEXT NOT NULL,
-        input_hash  TEXT NOT NULL,
-        value       TEXT NOT NULL,
-        form        TEXT NOT NULL,
-        draft_id    TEXT NOT NULL,
-        evidence_id INTEGER NOT NULL,
-        used_at     TEXT NOT NULL,
-        outcome     TEXT,
-        PRIMARY KEY (account_id, input_hash)
-    );
-    CREATE TABLE account_pref (
-        account_id        TEXT PRIMARY KEY,
-        verification_form TEXT,
-        updated_at        TEXT NOT NULL
-    );
-    """,
-    # 2 -> 3: the history is the event table integrators read (webhook, GET /events):
-    # each row carries the draft's job and error; cursors say what was delivered.
-    """
-    ALTER TABLE draft_event ADD COLUMN job_id TEXT;
-    ALTER TABLE draft_event ADD COLUMN error TEXT;
-    CREATE TABLE event_cursor (
-        name       TEXT PRIMARY KEY,
-        last_id    INTEGER NOT NULL,
-        updated_at TEXT NOT NULL
-    );
-    CREATE INDEX draft_by_updated ON draft (updated_at);
-    """,
-]
+from otp_bot.store.schema import MIGRATIONS, sql_time
 
 # A busy database (another process holding the write lock) is waited for this
 # long before the write fails; writes here take milliseconds.
@@ -131,7 +36,7 @@ class Watermark:
 
 
 def utcnow_text() -> str:
-    return datetime.now(UTC).isoformat()
+    return sql_time(datetime.now(UTC))
 
 
 def _write_watermark(db: sqlite3.Connection, account_id: str, folder: str, mark: Watermark) -> None:
@@ -259,7 +164,7 @@ class Store:
 
     def forget_seen_messages(self, account_id: str, before: float) -> int:
         """Drop Message-IDs recorded before the POSIX time ``before``; how many."""
-        cutoff = datetime.fromtimestamp(before, UTC).isoformat()
+        cutoff = sql_time(datetime.fromtimestamp(before, UTC))
         with self.transaction() as db:
             cursor = db.execute(
                 "DELETE FROM seen_message WHERE account_id=? AND seen_at<?", (account_id, cutoff)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from otp_bot.errors import StoreError
 from otp_bot.solve.drafts import TERMINAL, Draft, Event, State, event_name
 from otp_bot.solve.match import Candidate
 from otp_bot.store.db import Store
+from otp_bot.store.schema import sql_time
 from otp_bot.vocabulary import VERIFICATION_FORMS, CheckpointType, InputForm
 
 if TYPE_CHECKING:
@@ -147,11 +148,6 @@ class DraftStore:
             (account_id, draft_id),
         )
         return [dict(row) for row in rows]
-
-
-def sql_time(value: datetime) -> str:
-    """Fixed-width UTC text, so SQL compares timestamps as strings correctly."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
 def _dt(value: str | None) -> datetime | None:

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from otp_bot.store.db import Store
-from otp_bot.store.drafts import sql_time
+from otp_bot.store.schema import sql_time
 
 # One read of the feed returns at most this many events (a reader asks again).
 PAGE = 200

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from otp_bot.solve.match import StoredEvidence
 from otp_bot.store.db import Store
-from otp_bot.store.drafts import sql_time
+from otp_bot.store.schema import sql_time
 from otp_bot.vocabulary import VERIFICATION_FORMS, InputForm
 
 if TYPE_CHECKING:
