@@ -185,6 +185,10 @@ class Settings(ControlSettings):
     imap_backoff_max: Seconds = 60
     # After a refused login the bot waits this long before trying again.
     imap_auth_retry_interval: Seconds = 300
+    # The account's LinkedIn e-mail address(es): when set, only mail whose To
+    # names one of them counts for this account (shared mailboxes,
+    # docs/many-accounts.md). Unset: every mail in the folder is this account's.
+    mail_recipients: Annotated[list[str], NoDecode] = Field(default_factory=list)
     mail_after_use: MailAction = MailAction.LEAVE
     mail_move_folder: str = "otp-bot/used"
 
@@ -240,7 +244,11 @@ class Settings(ControlSettings):
     webhook_retry_max: Seconds = 300
 
     @field_validator(
-        "trusted_authserv_ids", "verification_input_order", "dkim_nameservers", mode="before"
+        "trusted_authserv_ids",
+        "verification_input_order",
+        "dkim_nameservers",
+        "mail_recipients",
+        mode="before",
     )
     @classmethod
     def _comma_list(cls, value: object) -> object:
@@ -285,6 +293,14 @@ class Settings(ControlSettings):
         if value is not None and not os.access(value, os.R_OK):
             raise ValueError(f"{value}: not readable by this user")
         return value
+
+    @field_validator("mail_recipients")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        addresses = [normalize_address(item) for item in value]
+        if any(a is None for a in addresses):
+            raise ValueError("must be e-mail addresses (local@domain), comma-separated")
+        return list(dict.fromkeys(a for a in addresses if a is not None))
 
     @field_validator("log_level")
     @classmethod
@@ -345,6 +361,21 @@ class Settings(ControlSettings):
         if self.imap_oauth2_token_command:
             shown["imap_oauth2_token_command"] = mask_command(self.imap_oauth2_token_command)
         return shown
+
+
+# RFC 5321: an address is at most 254 octets.
+MAX_ADDRESS_CHARS = 254
+
+
+def normalize_address(value: str) -> str | None:
+    """``Local@Domain`` -> ``local@domain``; None unless it is one plain addr-spec."""
+    address = value.strip().lower()
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain or len(address) > MAX_ADDRESS_CHARS:
+        return None
+    if any(c.isspace() or c in '<>,;"' for c in address):
+        return None
+    return address
 
 
 def split_host_port(addr: str) -> tuple[str, int]:

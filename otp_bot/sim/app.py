@@ -56,8 +56,11 @@ class Simulator:
         envelope: str = "problem",
         authserv_id: str = "mx.example.test",
         default_script: Callable[[str], Script] = script_for_draft,
+        recipient: str | None = None,
     ) -> None:
         self._api_key = api_key
+        # The To of its e-mails: the account's LinkedIn address (default: the mailbox's user).
+        self._recipient = recipient
         self._account_id = account_id
         self._mailbox = mailbox
         self._post = Post(mailbox)  # delivers e-mails and records when they landed
@@ -201,7 +204,7 @@ class Simulator:
     def _issue(self, draft_id: str, state: DraftState) -> _Reply:
         kind = state.script.checkpoints[state.step]
         now = datetime.now(UTC)
-        to = self._mailbox.user if self._mailbox else "bot@example.test"
+        to = self._recipient or (self._mailbox.user if self._mailbox else "bot@example.test")
         mail = compose(kind, to, now, authserv_id=self._authserv_id)
         state.pending = kind
         forms = {"pin": mail.code, "link": mail.link or mail.code}

@@ -82,6 +82,7 @@ def run_simulator(
                 api_key=settings.api_key.get_secret_value(),
                 account_id=settings.account_id,
                 mailbox=mailbox,
+                recipient=next(iter(settings.mail_recipients), None),
             )
             for settings, mailbox in zip(accounts, mailboxes, strict=True)
         ]
