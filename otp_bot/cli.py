@@ -172,17 +172,35 @@ def _add_oauth2_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    """Run the daemon for every account given, until SIGTERM/SIGINT."""
+    """Run the daemon for every account given, until SIGTERM/SIGINT; SIGHUP reloads."""
     import asyncio
+    import signal
+
+    # A reload asked for before the daemon listens for it must not kill it.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    import structlog
 
     from otp_bot.daemon import service
+    from otp_bot.daemon.sources import ENVIRONMENT, Sources
     from otp_bot.logs import configure
 
-    accounts = _settings(args)
-    first = accounts[0]
-    secrets = [value for settings in accounts for value in settings.secrets()]
-    configure(first.log_format.value, first.log_level, secrets)
-    return asyncio.run(service.run(accounts))
+    sources = Sources(tuple(args.env_file or ()), args.env_dir, log_level=args.log_level)
+    loaded, bad = sources.load()
+    named = {str(path) for path in sources.env_files} | {ENVIRONMENT}
+    strict = [error for source, error in bad if source in named]
+    if strict:  # a file named on the command line must load: fail fast
+        raise ConfigError("; ".join(strict))
+    if not loaded:
+        raise ConfigError("; ".join(f"{s}: {e}" for s, e in bad) or "no account configured")
+    first = loaded[0][1]
+    configure(first.log_format.value, first.log_level, [v for _, s in loaded for v in s.secrets()])
+    for source, error in bad:  # a bad file in --env-dir is skipped, the others run
+        structlog.get_logger(__name__).error("env_file_skipped", source=source, error=error)
+    return asyncio.run(
+        service.run(
+            [s for _, s in loaded], sources=[name for name, _ in loaded], reload=sources.load
+        )
+    )
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
@@ -226,6 +244,12 @@ def _cmd_health(args: argparse.Namespace) -> int:
 def _add_daemon_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = _command(sub, "run")
     _add_env_file(run, many=True)
+    run.add_argument(
+        "--env-dir",
+        type=Path,
+        metavar="DIR",
+        help="also one account per DIR/*.env file (read again on SIGHUP)",
+    )
     run.set_defaults(handler=_cmd_run)
 
     publish = _command(sub, "publish")

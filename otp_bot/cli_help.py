@@ -9,12 +9,16 @@ from __future__ import annotations
 # command -> (one-line summary for `otp-bot --help`, longer description, examples)
 COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "run": (
-        "run the daemon (one or more accounts)",
+        "run the daemon (one or more accounts; SIGHUP reloads)",
         "Watch each account's mailbox and solve the checkpoints of the drafts handed to it,\n"
-        "until SIGTERM or SIGINT. One --env-file per account.",
+        "until SIGTERM or SIGINT. One --env-file per account, and/or --env-dir DIR with one\n"
+        "DIR/*.env file per account. SIGHUP reads every file again: new accounts start,\n"
+        "removed ones stop after their current step, changed ones restart, a bad file is\n"
+        "reported and skipped.",
         (
             "otp-bot run --env-file /etc/otp-bot/acme.env",
             "otp-bot --log-level debug run --env-file a.env --env-file b.env",
+            "otp-bot run --env-dir /etc/otp-bot/accounts   # then: kill -HUP <pid>",
         ),
     ),
     "publish": (

@@ -1,12 +1,19 @@
-"""End to end: many accounts, one team. A second daemon on one state directory is refused."""
+"""End to end: many accounts, one team.
+
+Accounts that share one mailbox (each with its own OTP_BOT_MAIL_RECIPIENTS)
+submit only their own codes, in one daemon or in several; a second daemon on
+one state directory is refused.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from tests.harness import Stack, running_stack
+from tests import dovecot as dc
+from tests.harness import Daemon, Simulator, Stack, running_stack, wait_until
 
 pytestmark = [pytest.mark.dovecot, pytest.mark.slow]
 
@@ -33,3 +40,78 @@ def test_second_daemon_on_one_state_directory_exits_2_naming_the_first(stack: St
     sim.script("d-after-refusal", checkpoints=["OTP"])
     first.client.publish("d-after-refusal")
     assert first.wait_state("d-after-refusal", "published", "failed")["state"] == "published"
+
+
+def assert_only_own_codes(sim: Simulator, draft_id: str) -> None:
+    """Every input the draft's simulator received came from its own e-mails, once each."""
+    own = {m["code"] for m in sim.mails(draft_id)} | {m["link"] for m in sim.mails(draft_id)}
+    inputs = [r["body"]["input"] for r in sim.requests(draft_id, "checkpoint")]
+    assert inputs, "nothing was submitted"
+    assert set(inputs) <= own, (inputs, own)
+    assert [r["outcome"] for r in sim.requests(draft_id, "checkpoint")].count("rejected") == 0
+
+
+def events(daemon: Daemon, name: str) -> list[dict[str, Any]]:
+    return [line for line in daemon.lines() if line.get("event") == name]
+
+
+def test_two_accounts_on_one_mailbox_each_submit_only_their_own_code(stack: Stack) -> None:
+    """Two accounts in one daemon read one mailbox over ONE connection; both wait at once and
+    each submits only the code addressed to it."""
+    addr = f"127.0.0.1:{dc.free_port()}"
+    sims = {
+        name: stack.add_account(
+            f"acc_{name}", USER, control_addr=addr, OTP_BOT_MAIL_RECIPIENTS=f"{name}@team.example"
+        ).simulator
+        for name in ("a", "b")
+    }
+    daemon = stack.daemon("acc_a", "acc_b")
+    daemon.start_ready()
+    for name, sim in sims.items():  # the mail comes only once both drafts wait
+        sim.script(f"d-{name}", checkpoints=["OTP"], mail_delay=5.0)
+        daemon.client.publish(f"d-{name}", account_id=f"acc_{name}")
+
+    def both_waiting() -> bool:
+        states = {daemon.draft(f"d-{n}", f"acc_{n}")["state"] for n in sims}
+        return states == {"awaiting_code"}
+
+    wait_until("both drafts awaiting their code at once", both_waiting, 30, daemon.tail())
+    for name, sim in sims.items():
+        draft = daemon.wait_state(f"d-{name}", "published", "failed", account_id=f"acc_{name}")
+        assert draft["state"] == "published", draft
+        assert_only_own_codes(sim, f"d-{name}")
+        assert len(sim.requests(f"d-{name}", "checkpoint")) == 1
+    assert len(events(daemon, "mailbox_connected")) == 1
+    handled = {line["account_id"] for line in events(daemon, "mail_handled")}
+    assert handled == {"acc_a", "acc_b"}
+
+
+def test_two_daemons_on_one_mailbox_leave_each_others_mail_alone(stack: Stack) -> None:
+    """Two daemons (own state, own recipients) on one mailbox with OTP_BOT_MAIL_AFTER_USE=move:
+    each submits its own code, moves only its own e-mail and leaves the other's alone."""
+    daemons = {}
+    for name in ("a", "b"):
+        stack.add_account(
+            f"acc_{name}",
+            USER,
+            OTP_BOT_MAIL_RECIPIENTS=f"{name}@team.example",
+            OTP_BOT_STATE_DIR=str(stack.root / f"state-{name}"),
+            OTP_BOT_MAIL_AFTER_USE="move",
+        )
+        daemons[name] = stack.daemon(f"acc_{name}")
+        daemons[name].start_ready()
+    for name, daemon in daemons.items():
+        stack.accounts[f"acc_{name}"].simulator.script(f"d-{name}", checkpoints=["OTP"])
+        daemon.client.publish(f"d-{name}")
+    for name, daemon in daemons.items():
+        assert daemon.wait_state(f"d-{name}", "published", "failed")["state"] == "published"
+        assert_only_own_codes(stack.accounts[f"acc_{name}"].simulator, f"d-{name}")
+    for name, daemon in daemons.items():
+        # The move runs after the submit, beside the worker: wait for its log line.
+        wait_until("the used e-mail moved", lambda d=daemon: events(d, "mailbox_after_use"), 20)
+        moved = {line["uid"] for line in events(daemon, "mailbox_after_use")}
+        handled = {line["uid"] for line in events(daemon, "mail_handled")}
+        assert moved == handled and len(moved) == 1, (moved, handled)
+        other = daemons["b" if name == "a" else "a"]
+        assert not moved & {line["uid"] for line in events(other, "mail_handled")}
+        assert not moved & {line["uid"] for line in events(other, "mailbox_after_use")}

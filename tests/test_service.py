@@ -73,7 +73,8 @@ async def test_ready_even_when_one_account_cannot_log_in(dovecot: dc.Dovecot) ->
     """A refused IMAP login is a settled, reported state: READY=1 still comes, with the reason."""
     accounts: dict[str, dict[str, Any]] = {
         "acc_inproc": {},
-        "acc_locked": {"imap_password": "not-the-password"},
+        # Another mailbox: two accounts on one need OTP_BOT_MAIL_RECIPIENTS.
+        "acc_locked": {"imap_password": "not-the-password", "user": "locked@example.test"},
     }
     async with running(dovecot, accounts) as daemon:
         ready = await daemon.notified("READY=1")

@@ -113,6 +113,7 @@ class ControlServer:
         self.host, self.port = split_host_port(addr)
         self._accounts = list(accounts)
         self._metrics = metrics
+        self.token_text = token or None  # to tell whether a reload changed it
         self._token = token.encode() if token else None
         self._before_metrics = before_metrics
         self._runner: web.AppRunner | None = None
@@ -131,6 +132,10 @@ class ControlServer:
         )
         if events is not None:
             self.app.add_routes([web.get("/events", EventStream(events).handle)])
+
+    def set_accounts(self, accounts: Sequence[ControlledAccount]) -> None:
+        """Answer for these accounts from now on (a reload added or removed some)."""
+        self._accounts = list(accounts)
 
     async def start(self) -> None:
         """Listen on the control address (ConfigError when it is taken)."""

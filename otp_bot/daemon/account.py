@@ -21,7 +21,7 @@ import structlog
 from otp_bot.config import Settings
 from otp_bot.daemon.metrics import Metrics, count_states
 from otp_bot.daemon.operations import Operations
-from otp_bot.imap.watcher import IncomingMail, MailboxWatcher, WatcherLinks, WatcherState
+from otp_bot.imap.watcher import IncomingMail, MailboxWatcher, WatcherState
 from otp_bot.mail.extract import Evidence
 from otp_bot.postpress.client import PostpressClient, SharedSessions
 from otp_bot.solve.drafts import Draft, State
@@ -53,12 +53,9 @@ class Account(Operations):
         self.client = PostpressClient.from_settings(
             settings, sessions, on_retry=partial(metrics.api_error, label)
         )
-        links = WatcherLinks(
-            awaiting_code=self._awaiting_code,
-            mail_lag=partial(metrics.mail_lag, label),
-            after_use_failed=partial(metrics.after_use_failure, label),
-        )
-        self.watcher = MailboxWatcher(settings, store, self._on_mail, links=links)
+        # The watcher of its mailbox, set by attach(): accounts that share a
+        # mailbox share one (otp_bot.daemon.mailboxes builds it, with links()).
+        self.watcher: MailboxWatcher
         hooks = WorkerHooks(
             changed=self._on_change,
             api_error=partial(metrics.api_error, label),
@@ -66,15 +63,22 @@ class Account(Operations):
             latency=partial(metrics.latency, label),
         )
         self.worker = AccountWorker(
-            settings, store, self.client, after_use=self.watcher.after_use, hooks=hooks
+            settings, store, self.client, after_use=self._after_use, hooks=hooks
         )
         self._start_operations()
+
+    def attach(self, watcher: MailboxWatcher) -> None:
+        """Read mail from (and apply after-use actions through) this watcher."""
+        self.watcher = watcher
+
+    async def _after_use(self, mail: IncomingMail) -> None:
+        await self.watcher.after_use(mail)  # whichever watcher reads the mailbox now
 
     @property
     def account_id(self) -> str:
         return self.settings.account_id
 
-    async def _on_mail(self, mail: IncomingMail) -> None:
+    async def on_mail(self, mail: IncomingMail) -> None:
         """Hand the e-mail to the worker (which never raises), then count its verdict."""
         evidence = await self.worker.on_mail(mail)
         try:
@@ -115,7 +119,7 @@ class Account(Operations):
         if draft.state is State.AWAITING_CODE:
             self.watcher.nudge()  # from a long IDLE to probing every few seconds
 
-    def _awaiting_code(self) -> bool:
+    def awaiting_code(self) -> bool:
         return self.counts().get(State.AWAITING_CODE.value, 0) > 0
 
     def counts(self) -> Mapping[str, int]:

@@ -28,6 +28,13 @@ class EventFeed:
         self.version = 0
         self._bumped = asyncio.Event()
 
+    def set_sources(self, sources: Sequence[tuple[EventStore, Sequence[str]]]) -> None:
+        """Follow these accounts from now on (a reload changed them). Positions handed
+        out before stay valid while the databases and their order stay the same (always,
+        with one state directory); else a stream is told its cursor is unknown."""
+        self._sources = list(sources)
+        self.bump()
+
     def bump(self) -> None:
         """A transition was committed: wake the streams."""
         self.version += 1

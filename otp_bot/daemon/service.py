@@ -1,43 +1,41 @@
 """The daemon: startup -> loop -> shutdown, for one or more accounts.
 
-Startup opens one ``Store`` per state database, builds an ``Account`` (client,
-mailbox watcher, worker) per env file and starts one control API per control
-address. The loop runs every account's watcher and worker in a task group,
-with a supervisor per task so that one account's failure never stops another.
-A housekeeping task tells systemd ``READY=1`` once every mailbox is watched
-(or its account is stuck in a reported way), ``STATUS=`` with draft counts,
-and ``WATCHDOG=1`` only while the mailbox loops make progress. SIGTERM or
-SIGINT sets the stop event; tasks get ``STOP_GRACE`` to return, then are
-cancelled. A second SIGINT exits at once (every transition is already on
-disk).
+Startup checks the accounts as a whole (distinct ids, one token per control
+address, distinct recipients on a shared mailbox) and hands them to a
+``Fleet``, which locks each state directory, opens one ``Store`` per state
+database, builds an ``Account`` (client, worker) per account, one mailbox
+watcher per mailbox (shared by the accounts reading it) and one control API
+per control address, each long-lived task under a supervisor so that one
+account's failure never stops another. A housekeeping task tells systemd
+``READY=1`` once every mailbox is watched (or its account is stuck in a
+reported way), ``STATUS=`` with draft counts, and ``WATCHDOG=1`` only while
+the mailbox loops make progress. SIGHUP reads the configuration sources again
+and the fleet follows them (``_reload_once``); it never stops the daemon.
+SIGTERM or SIGINT sets the stop event; tasks get ``STOP_GRACE`` to return,
+then are cancelled. A second SIGINT exits at once (every transition is
+already on disk).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import signal
 import time
 from collections import Counter, defaultdict
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import structlog
 
 from otp_bot.config import Settings
-from otp_bot.control.server import ControlServer, check_bind
+from otp_bot.control.server import check_bind
 from otp_bot.daemon.account import Account
-from otp_bot.daemon.feed import EventFeed
+from otp_bot.daemon.fleet import Fleet
+from otp_bot.daemon.mailboxes import check_shared
 from otp_bot.daemon.metrics import DRAFT_STATES, Metrics
 from otp_bot.daemon.notify import Notifier, watchdog_period
-from otp_bot.daemon.statelock import StateLock
-from otp_bot.errors import ConfigError
-from otp_bot.logs import bind
-from otp_bot.postpress.client import SharedSessions
-from otp_bot.store.db import Store
+from otp_bot.errors import ConfigError, OtpBotError, StateLocked, StoreError
 
 log = structlog.get_logger(__name__)
 
@@ -50,56 +48,55 @@ TICK = 0.5
 READY_TICK = 0.05
 
 
+# Where each account's settings came from (an env file), and a fresh reading
+# of every source: (source, settings) pairs and (source, error) pairs.
+Loaded = tuple[list[tuple[str, Settings]], list[tuple[str, str]]]
+
+
 async def run(
     settings_list: Sequence[Settings],
     *,
     notifier: Notifier | None = None,
     environ: Mapping[str, str] = os.environ,
     stop: asyncio.Event | None = None,
+    sources: Sequence[str] | None = None,
+    reload: Callable[[], Loaded] | None = None,
 ) -> int:
-    """Run the daemon until SIGTERM/SIGINT (or ``stop``); 0 once stopped, state saved."""
+    """Run the daemon until SIGTERM/SIGINT (or ``stop``); 0 once stopped, state saved.
+
+    ``sources[i]`` names where ``settings_list[i]`` came from; on SIGHUP
+    ``reload()`` reads every source again and the running set follows it.
+    """
     _check(settings_list)
     notifier = notifier or Notifier.from_env(environ)
     stop = stop or asyncio.Event()
-    metrics = Metrics()
-    with _signals(stop), contextlib.ExitStack() as closing:
-        _lock_state_dirs(settings_list, closing)
-        stores = _open_stores(settings_list, closing)
-        sessions = SharedSessions()  # one connection pool per API, for every account
-        accounts = [Account(s, stores[s.state_db], metrics, sessions) for s in settings_list]
-        servers = _control_servers(accounts, metrics)
-        try:
-            for server in servers:
-                await server.start()
-            log.info("daemon_started", accounts=[a.account_id for a in accounts])
-            await _loop(accounts, stop, notifier, watchdog_period(environ))
-        finally:
-            for server in servers:
-                await server.stop()
-            for account in accounts:
-                await account.client.close()
-            await sessions.close()
-            notifier.close()
+    names = list(sources) if sources is not None else [""] * len(settings_list)
+    wanted = {s.account_id: (name, s) for name, s in zip(names, settings_list, strict=True)}
+    hangup = asyncio.Event()
+    failure: OtpBotError | None = None
+    with _signals(stop, hangup):
+        async with asyncio.TaskGroup() as tasks:
+            fleet = Fleet(tasks, stop, Metrics())
+            try:
+                await fleet.apply(wanted)
+                log.info("daemon_started", accounts=[a.account_id for a in fleet.accounts()])
+                await _loop(
+                    fleet,
+                    stop=stop,
+                    hangup=hangup,
+                    reload=reload,
+                    notifier=notifier,
+                    ping=watchdog_period(environ),
+                )
+            except OtpBotError as exc:  # raised after the task group ends (not as a group)
+                failure = exc
+            finally:
+                await fleet.shutdown(STOP_GRACE)
+                notifier.close()
+    if failure is not None:
+        raise failure
     log.info("daemon_stopped")
     return 0
-
-
-def _lock_state_dirs(settings_list: Sequence[Settings], closing: contextlib.ExitStack) -> None:
-    """One daemon per state directory (raises StateLocked naming the holder's PID)."""
-    for directory in sorted({s.state_dir.resolve() for s in settings_list}):
-        closing.callback(StateLock.acquire(directory).release)
-
-
-def _open_stores(settings_list: Sequence[Settings], closing: contextlib.ExitStack) -> dict[
-    Path, Store]:  # fmt: skip
-    """One Store per state database; accounts sharing a state directory share it."""
-    stores: dict[Path, Store] = {}
-    for settings in settings_list:
-        if settings.state_db not in stores:
-            store = Store(settings.state_db)
-            closing.callback(store.close)
-            stores[settings.state_db] = store
-    return stores
 
 
 def _check(settings_list: Sequence[Settings]) -> None:
@@ -122,6 +119,7 @@ def _check(settings_list: Sequence[Settings]) -> None:
             raise ConfigError(
                 f"OTP_BOT_CONTROL_TOKEN: the accounts sharing {addr} must use the same token"
             )
+    check_shared(settings_list)
 
 
 def _warn_clock_skew(s: Settings) -> None:
@@ -148,44 +146,8 @@ def _warn_health_bound(s: Settings) -> None:
         )
 
 
-def _control_servers(accounts: Sequence[Account], metrics: Metrics) -> list[ControlServer]:
-    by_addr: dict[str, list[Account]] = defaultdict(list)
-    for account in accounts:
-        by_addr[account.settings.control_addr].append(account)
-    servers = []
-    for addr, group in by_addr.items():
-        token = group[0].settings.control_token
-        servers.append(
-            ControlServer(
-                addr,
-                group,
-                metrics,
-                token=token.get_secret_value() if token else None,
-                before_metrics=functools.partial(_refresh_metrics, group),
-                events=_event_feed(group),
-            )
-        )
-    return servers
-
-
-def _event_feed(accounts: Sequence[Account]) -> EventFeed:
-    """The events of these accounts (one source per state database), woken by their changes."""
-    by_db: dict[Path, list[Account]] = defaultdict(list)
-    for account in accounts:
-        by_db[account.settings.state_db].append(account)
-    feed = EventFeed([(group[0].events, [a.account_id for a in group]) for group in by_db.values()])
-    for account in accounts:
-        account.listeners.append(feed.bump)
-    return feed
-
-
-def _refresh_metrics(accounts: Sequence[Account]) -> None:
-    for account in accounts:
-        account.refresh_metrics()
-
-
 @contextlib.contextmanager
-def _signals(stop: asyncio.Event) -> Iterator[None]:
+def _signals(stop: asyncio.Event, hangup: asyncio.Event) -> Iterator[None]:
     loop = asyncio.get_running_loop()
     interrupts = 0
 
@@ -202,63 +164,95 @@ def _signals(stop: asyncio.Event) -> Iterator[None]:
             log.info("stop_requested", signal=name)
         stop.set()
 
+    def on_hangup() -> None:
+        log.info("reload_requested", signal="SIGHUP")
+        hangup.set()
+
     loop.add_signal_handler(signal.SIGINT, on_interrupt)
     loop.add_signal_handler(signal.SIGTERM, on_stop, "SIGTERM")
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     try:
         yield
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
-        loop.remove_signal_handler(signal.SIGTERM)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # never a kill, even while exiting
 
 
 async def _loop(
-    accounts: Sequence[Account], stop: asyncio.Event, notifier: Notifier, ping: float | None
+    fleet: Fleet,
+    *,
+    stop: asyncio.Event,
+    hangup: asyncio.Event,
+    reload: Callable[[], Loaded] | None,
+    notifier: Notifier,
+    ping: float | None,
 ) -> None:
-    async with asyncio.TaskGroup() as group:
-        tasks = []
-        for account in accounts:
-            for name, coro in (
-                ("mailbox", account.watcher.run(stop)),
-                ("worker", account.worker.run(stop)),
-                *account.duties(stop),
-            ):
-                tasks.append(group.create_task(_supervise(account, name, coro, stop)))
-        housekeeping = group.create_task(_housekeeping(accounts, stop, notifier, ping))
-        await stop.wait()
-        notifier.stopping()
-        log.info("daemon_stopping")
-        _done, pending = await asyncio.wait(tasks, timeout=STOP_GRACE)
-        for task in pending:
-            log.warning("task_cancelled_at_shutdown", task=task.get_name())
-            task.cancel()
-        await housekeeping
+    housekeeping = asyncio.create_task(_housekeeping(fleet.accounts, stop, notifier, ping))
+    reloading = asyncio.create_task(_reloads(fleet, hangup, reload))
+    await stop.wait()
+    notifier.stopping()
+    log.info("daemon_stopping")
+    reloading.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reloading
+    await fleet.shutdown(STOP_GRACE)
+    await housekeeping
 
 
-async def _supervise(
-    account: Account, name: str, coro: Coroutine[Any, Any, None], stop: asyncio.Event
+async def _reloads(
+    fleet: Fleet, hangup: asyncio.Event, reload: Callable[[], Loaded] | None
 ) -> None:
-    """Run one account task; its failure is reported, never spread to the others."""
-    bind(account_id=account.account_id)
-    asyncio.current_task().set_name(f"{account.account_id}/{name}")  # type: ignore[union-attr]
+    """Apply a SIGHUP's reload, one at a time; nothing a reload meets ends the daemon."""
+    while True:
+        await hangup.wait()
+        hangup.clear()
+        if reload is None:
+            log.warning("reload_skipped", reason="started without configuration sources")
+            continue
+        try:
+            await _reload_once(fleet, reload)
+        except Exception:  # a reload must never end the daemon
+            log.exception("reload_failed")
+
+
+async def _reload_once(fleet: Fleet, reload: Callable[[], Loaded]) -> None:
+    loaded, bad = await asyncio.to_thread(reload)
+    for source, error in bad:
+        log.error("reload_file_skipped", source=source, error=error)
+    broken = {source for source, _error in bad}
+    fresh = {s.account_id for _source, s in loaded}
+    kept = [  # an account whose file is unreadable now keeps running as it was
+        (m.source, m.account.settings)
+        for m in fleet.members.values()
+        if m.source in broken and m.account.account_id not in fresh
+    ]
+    wanted = [*loaded, *kept]
+    refused = None
     try:
-        await coro
-    except Exception as exc:
-        account.crashed = f"{name} task crashed: {type(exc).__name__}: {exc}"
-        log.exception("account_task_crashed", task=name)
+        _check([s for _source, s in wanted])
+        plan = await fleet.apply({s.account_id: (source, s) for source, s in wanted})
+    except (ConfigError, StateLocked, StoreError) as exc:
+        refused = str(exc)
+    if refused is not None:  # nothing changed: the running set goes on as it was
+        log.error("reload_rejected", error=refused)
         return
-    if not stop.is_set():
-        account.crashed = f"{name} task returned before stop"
-        log.error("account_task_ended", task=name)
+    log.info("reload_done", **plan)
 
 
 async def _housekeeping(
-    accounts: Sequence[Account], stop: asyncio.Event, notifier: Notifier, ping: float | None
+    live: Callable[[], Sequence[Account]],
+    stop: asyncio.Event,
+    notifier: Notifier,
+    ping: float | None,
 ) -> None:
     ready = False
     status = ""
     last_ping = float("-inf")
     while not stop.is_set():
-        _refresh_metrics(accounts)
+        accounts = live()
+        for account in accounts:
+            account.refresh_metrics()
         if not ready and all(a.settled() for a in accounts):
             ready = True
             notifier.ready(status_line(accounts))

@@ -101,16 +101,19 @@ class MailboxWatcher:
         handler: MailHandler,
         *,
         links: WatcherLinks | None = None,
+        key: str | None = None,
     ) -> None:
+        """``key``: the name its watermark and Message-IDs are kept under (default: the
+        account id; a mailbox shared by several accounts has one of its own)."""
         self.watching = asyncio.Event()
         self.last_progress = time.monotonic()
         self.state = WatcherState.STOPPED
         self._settings = settings
         self._store = store
-        self._log = log.bind(account_id=settings.account_id, folder=settings.imap_folder)
-        self._handoff = Handoff(
-            store, settings.account_id, settings.imap_folder, handler, self._log
-        )
+        self._key = key or settings.account_id
+        about = {"account_id": settings.account_id} if key is None else {"mailbox": key}
+        self._log = log.bind(**about, folder=settings.imap_folder)
+        self._handoff = Handoff(store, self._key, settings.imap_folder, handler, self._log)
         self._imap = ImapThread(settings, tokens_for(settings))
         self._links = links or WatcherLinks()
         self._used = UsedMail(settings, self._imap, self._links, self._log)
@@ -160,7 +163,7 @@ class MailboxWatcher:
 
     def _forget_old_message_ids(self) -> None:
         keep = max(SEEN_RETENTION, 2 * self._settings.imap_lookback)
-        self._store.forget_seen_messages(self._settings.account_id, time.time() - keep)
+        self._store.forget_seen_messages(self._key, time.time() - keep)
 
     async def _connected_life(self) -> None:
         self._set_state(WatcherState.CONNECTING)
@@ -207,7 +210,7 @@ class MailboxWatcher:
 
     async def _start_position(self, uidvalidity: int) -> None:
         """First start, or a new UIDVALIDITY: begin a bounded window back."""
-        account, folder = self._settings.account_id, self._settings.imap_folder
+        account, folder = self._key, self._settings.imap_folder
         mark = self._store.watermark(account, folder)
         if mark is not None and mark.uidvalidity == uidvalidity:
             return
@@ -224,7 +227,7 @@ class MailboxWatcher:
         ``live``: the watcher was watching, so this mail is new and its lag
         (arrival to now) says how fast the server's notifications are.
         """
-        mark = self._store.watermark(self._settings.account_id, self._settings.imap_folder)
+        mark = self._store.watermark(self._key, self._settings.imap_folder)
         if mark is None:
             raise MailboxError("no watermark after start-up")
         session = self._imap.require()

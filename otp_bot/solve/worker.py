@@ -110,33 +110,42 @@ class AccountWorker(HoldingSteps):
         """
         return await self._intake.take(mail)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Drive the account's drafts until ``stop`` is set."""
+    async def run(self, stop: asyncio.Event, abort: asyncio.Event | None = None) -> None:
+        """Drive the account's drafts until ``stop`` is set.
+
+        A step under way is cancelled when ``abort`` is set (default: ``stop``;
+        only an API call can be pending, safe to re-send under its key); when
+        only ``stop`` is, it finishes first (an account removed by a reload).
+        """
         self._resume_report()
         stopping = asyncio.create_task(stop.wait())
+        aborting = asyncio.create_task(abort.wait()) if abort is not None else stopping
         try:
-            await self._loop(stop, stopping)
+            await self._loop(stop, stopping, aborting)
         finally:
             stopping.cancel()
+            aborting.cancel()
             for chore in self._chores:
                 chore.cancel()  # an unfinished after_use leaves the e-mail in place
             self._log.info("worker_stopped")
 
     # --- the loop ------------------------------------------------------------
 
-    async def _loop(self, stop: asyncio.Event, stopping: asyncio.Task[Any]) -> None:
+    async def _loop(
+        self, stop: asyncio.Event, stopping: asyncio.Task[Any], aborting: asyncio.Task[Any]
+    ) -> None:
         failures = 0
         while not stop.is_set():
             self.wake.clear()
             step = asyncio.create_task(self.step())
             try:
-                await asyncio.wait({step, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({step, aborting}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 if not step.done():
                     step.cancel()  # only an API call can be pending: safe to re-send
                     with contextlib.suppress(asyncio.CancelledError):
                         await step
-            if stop.is_set():
+            if stop.is_set() or aborting.done():
                 return
             try:
                 idle = step.result()
