@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from otp_bot.addresses import normalize_address
 from otp_bot.errors import ConfigError
 from otp_bot.logs import command_secrets, mask_command, mask_url, url_secrets
 from otp_bot.sources import Origins, origins
@@ -361,21 +362,6 @@ class Settings(ControlSettings):
         if self.imap_oauth2_token_command:
             shown["imap_oauth2_token_command"] = mask_command(self.imap_oauth2_token_command)
         return shown
-
-
-# RFC 5321: an address is at most 254 octets.
-MAX_ADDRESS_CHARS = 254
-
-
-def normalize_address(value: str) -> str | None:
-    """``Local@Domain`` -> ``local@domain``; None unless it is one plain addr-spec."""
-    address = value.strip().lower()
-    local, at, domain = address.rpartition("@")
-    if not at or not local or not domain or len(address) > MAX_ADDRESS_CHARS:
-        return None
-    if any(c.isspace() or c in '<>,;"' for c in address):
-        return None
-    return address
 
 
 def split_host_port(addr: str) -> tuple[str, int]:

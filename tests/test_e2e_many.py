@@ -111,7 +111,8 @@ def test_two_daemons_on_one_mailbox_leave_each_others_mail_alone(stack: Stack) -
         wait_until("the used e-mail moved", lambda d=daemon: events(d, "mailbox_after_use"), 20)
         moved = {line["uid"] for line in events(daemon, "mailbox_after_use")}
         handled = {line["uid"] for line in events(daemon, "mail_handled")}
-        assert moved == handled and len(moved) == 1, (moved, handled)
+        assert moved == handled, (moved, handled)
+        assert len(moved) == 1
         other = daemons["b" if name == "a" else "a"]
         assert not moved & {line["uid"] for line in events(other, "mail_handled")}
         assert not moved & {line["uid"] for line in events(other, "mailbox_after_use")}

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import getaddresses
 
-from otp_bot.config import normalize_address
+from otp_bot.addresses import normalize_address
 from otp_bot.mail.parts import split_head
 
 # LinkedIn writes one address; a few names with display names fit easily.
