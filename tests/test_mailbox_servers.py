@@ -132,7 +132,7 @@ async def test_reconnect_resets_backoff(imap_server: Server, tmp_path: Path) -> 
     through its catch-up, the first retry after the next failure is short again.
     """
     recorder = Recorder()
-    settings = watched(imap_server, tmp_path, imap_backoff_max=4)
+    settings = watched(imap_server, tmp_path, imap_backoff_max=2)
     with capture_logs() as logs:
         async with running(settings, recorder, links=WAITING) as watcher:
             for outage in range(2):
@@ -146,7 +146,7 @@ async def test_reconnect_resets_backoff(imap_server: Server, tmp_path: Path) -> 
                 await until(watcher.watching.is_set)
     delays = [e["backoff"] for e in logs if e["event"] == "mailbox_disconnected"]
     first_of_second = delays[_index_after_reconnect(logs)]
-    assert max(delays) > 1.0  # it grew while the server was down ...
+    assert max(delays) >= 1.0  # it grew while the server was down (third try: 1-2 s) ...
     assert first_of_second <= 0.5  # ... and started again at base after the catch-up
     assert len(recorder.uids) == 2
 
