@@ -11,9 +11,13 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from otp_bot.config import load_settings
+from otp_bot.control.events import MAX_STREAMS
+from otp_bot.control.server import ControlServer
 from otp_bot.daemon.feed import EventFeed
+from otp_bot.daemon.metrics import Metrics
 from otp_bot.errors import ConfigError
 from otp_bot.solve import drafts as d
 from otp_bot.solve.drafts import State
@@ -195,3 +199,27 @@ def test_draft_states_reach_every_state_in_store(store: Store) -> None:
         records.save_transition(draft, moved, d.Cancel())
         assert records.load_drafts(ACC, "s")[0].state is state
         draft = moved
+
+
+async def test_event_stream_resumes_refuses_and_is_bounded(store: Store) -> None:
+    """GET /events: Last-Event-ID resumes after that event, a foreign id is a 400, and the
+    stream past MAX_STREAMS is a 503."""
+    finish(DraftStore(store), "e1", T0, d.Cancel())
+    feed = EventFeed([(EventStore(store), [ACC])])
+    server = ControlServer("127.0.0.1:1", [], Metrics(), events=feed)
+    async with TestClient(TestServer(server.app, host="127.0.0.1")) as http:
+        reply = await http.get("/events", headers={"Last-Event-ID": "1"})
+        assert reply.headers["Content-Type"].startswith("text/event-stream")
+        lines = [(await reply.content.readline()).decode() for _ in range(5)]
+        assert lines[:2] == ["retry: 3000\n", "\n"]
+        assert lines[2:4] == ["id: 2\n", "event: draft\n"]
+        assert '"event": "cancel"' in lines[4]
+        reply.close()
+        assert (await http.get("/events", headers={"Last-Event-ID": "1.2"})).status == 400
+        assert (await http.get("/events?after=" + "9" * 300)).status == 400
+        streams = [await http.get("/events") for _ in range(MAX_STREAMS)]
+        for stream in streams:
+            assert (await stream.content.readline()) == b"retry: 3000\n"
+        assert (await http.get("/events")).status == 503
+        for stream in streams:
+            stream.close()
