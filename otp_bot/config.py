@@ -190,6 +190,9 @@ class Settings(ControlSettings):
     # names one of them counts for this account (shared mailboxes,
     # docs/many-accounts.md). Unset: every mail in the folder is this account's.
     mail_recipients: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # How many accounts of one process may be connecting to IMAP at once (a
+    # process-wide bound: the first account's value is used).
+    imap_connect_concurrency: int = Field(default=32, ge=1, le=10_000)
     mail_after_use: MailAction = MailAction.LEAVE
     mail_move_folder: str = "otp-bot/used"
 

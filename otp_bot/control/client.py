@@ -180,13 +180,19 @@ def _cell(value: object, key: str) -> str:
     return text
 
 
+# Past this many accounts, ``otp-bot health`` says how many watch instead of listing them.
+HEALTH_LINE_ACCOUNTS = 10
+
+
 def health_line(reply: Reply) -> str:
     """One line for ``otp-bot health``: the verdict and, when unhealthy, why."""
     body = reply.body if isinstance(reply.body, dict) else {}
     accounts = body.get("accounts") or []
     if reply.status == 200:
-        parts = [f"{a.get('account_id')} {a.get('mailbox')}" for a in accounts]
         verdict = "alive: " if body.get("live") else "healthy: "
+        if len(accounts) > HEALTH_LINE_ACCOUNTS:  # a fleet: counts, not a list
+            return verdict + f"{body.get('watching')} of {len(accounts)} accounts watching"
+        parts = [f"{a.get('account_id')} {a.get('mailbox')}" for a in accounts]
         return verdict + (", ".join(parts) or "no accounts")
     problems = [f"{a.get('account_id')}: {a.get('problem')}" for a in accounts if a.get("problem")]
     return "unhealthy: " + ("; ".join(problems) or str(body.get("error") or reply.status))

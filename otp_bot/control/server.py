@@ -249,7 +249,12 @@ class ControlServer:
             healthy = all(account.progressing() for account in self._accounts)
         else:
             healthy = all(item.get("healthy") for item in accounts)
-        body: JsonDict = {"status": "ok" if healthy else "unhealthy", "accounts": accounts}
+        watching = sum(1 for item in accounts if item.get("mailbox") == "watching")
+        body: JsonDict = {
+            "status": "ok" if healthy else "unhealthy",
+            "watching": watching,  # of len(accounts): a fleet's start-up, at a glance
+            "accounts": accounts,
+        }
         if live:
             body["live"] = True
         return web.json_response(body, status=200 if healthy else 503)

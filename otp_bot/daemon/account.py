@@ -178,9 +178,10 @@ class Account(Operations):
         return self.progress_age() <= self.settings.health_max_stale
 
     def settled(self) -> bool:
-        """The mailbox is watched, or the account is stuck in a known, reported way."""
+        """The first mailbox connection ended (watching, or failed: it keeps retrying),
+        or the account is stuck in a known, reported way."""
         return (
-            self.watcher.watching.is_set()
+            self.watcher.tried
             or self.watcher.state is WatcherState.AUTH_FAILED
             or self.crashed is not None
             or self.worker.hold is not None

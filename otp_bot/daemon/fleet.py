@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -76,6 +77,7 @@ class Fleet:
         self._servers: dict[str, ControlServer] = {}
         self._feeds: dict[str, EventFeed] = {}  # GET /events of each control address
         self._sessions = SharedSessions()  # one connection pool per API, for every account
+        self._connect_gate: asyncio.Semaphore | None = None  # mailboxes connecting at once
         self._closed = False
 
     def accounts(self) -> list[Account]:
@@ -189,7 +191,10 @@ class Fleet:
         fanout = Fanout(key[0])
         store = self._stores[lead.state_db]
         key_name = store_key(lead, len(members))
-        watcher = MailboxWatcher(lead, store, fanout, links=fanout.links(), key=key_name)
+        if self._connect_gate is None:  # process-wide: the first account's setting
+            self._connect_gate = asyncio.Semaphore(lead.imap_connect_concurrency)
+        links = dataclasses.replace(fanout.links(), connect_gate=self._connect_gate)
+        watcher = MailboxWatcher(lead, store, fanout, links=links, key=key_name)
         box = _Mailbox(watcher, fanout, watcher_settings(lead))
         self._mailboxes[key] = box
         box.task = self._spawn(

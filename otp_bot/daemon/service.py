@@ -7,8 +7,10 @@ database, builds an ``Account`` (client, worker) per account, one mailbox
 watcher per mailbox (shared by the accounts reading it) and one control API
 per control address, each long-lived task under a supervisor so that one
 account's failure never stops another. A housekeeping task tells systemd
-``READY=1`` once every mailbox is watched (or its account is stuck in a
-reported way), ``STATUS=`` with draft counts, and ``WATCHDOG=1`` only while
+``READY=1`` once every account's first mailbox connection ended (watching,
+or failed and retrying: mailboxes connect at most
+``OTP_BOT_IMAP_CONNECT_CONCURRENCY`` at a time) or its account is stuck in a
+reported way, ``STATUS=`` with draft counts, and ``WATCHDOG=1`` only while
 the mailbox loops make progress. SIGHUP reads the configuration sources again
 and the fleet follows them (``_reload_once``); it never stops the daemon.
 SIGTERM or SIGINT sets the stop event; tasks get ``STOP_GRACE`` to return,
@@ -32,6 +34,7 @@ from otp_bot.config import Settings
 from otp_bot.control.server import check_bind
 from otp_bot.daemon.account import Account
 from otp_bot.daemon.fleet import Fleet
+from otp_bot.daemon.limits import ensure_fds, fds_needed
 from otp_bot.daemon.mailboxes import check_shared
 from otp_bot.daemon.metrics import DRAFT_STATES, Metrics
 from otp_bot.daemon.notify import Notifier, watchdog_period
@@ -42,8 +45,9 @@ log = structlog.get_logger(__name__)
 # After stop, tasks get this long to return before they are cancelled; the
 # whole shutdown (control API and stores included) stays within 3 s.
 STOP_GRACE = 2.0
-# Housekeeping period: STATUS=, WATCHDOG=, metrics gauges ...
-TICK = 0.5
+# Housekeeping period: STATUS= and WATCHDOG= (metrics are not polled: set on
+# change, or computed when scraped) ...
+TICK = 2.0
 # ... and, until READY=1 is sent, how often readiness is looked at (start fast).
 READY_TICK = 0.05
 
@@ -68,6 +72,8 @@ async def run(
     ``reload()`` reads every source again and the running set follows it.
     """
     _check(settings_list)
+    apis = {str(s.api_base_url).split("/")[2].lower() for s in settings_list}
+    ensure_fds(fds_needed(len(settings_list), len({s.state_db for s in settings_list}), len(apis)))
     notifier = notifier or Notifier.from_env(environ)
     stop = stop or asyncio.Event()
     names = list(sources) if sources is not None else [""] * len(settings_list)
@@ -250,13 +256,15 @@ async def _housekeeping(
     status = ""
     last_ping = float("-inf")
     while not stop.is_set():
-        accounts = live()
-        for account in accounts:
-            account.refresh_metrics()
+        accounts = live()  # no metrics here: set on change, or computed when scraped
         if not ready and all(a.settled() for a in accounts):
             ready = True
             notifier.ready(status_line(accounts))
-            log.info("daemon_ready", accounts={a.account_id: a.watcher.state for a in accounts})
+            log.info(
+                "daemon_ready",
+                watching=sum(1 for a in accounts if a.watcher.watching.is_set()),
+                accounts={a.account_id: a.watcher.state for a in accounts},
+            )
         if ready and status != (status := status_line(accounts)):
             notifier.status(status)
         due = ping is not None and time.monotonic() - last_ping >= ping

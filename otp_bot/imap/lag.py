@@ -10,6 +10,7 @@ and warns ``mailbox_idle_lag`` when the server announces mail late.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ class WatcherLinks:
     mail_lag: Callable[[float], None] = _ignore
     # An after-use action failed (its name); it will be tried again.
     after_use_failed: Callable[[str], None] = _ignore
+    # Shared by the mailboxes of a process: how many may be connecting at once.
+    connect_gate: asyncio.Semaphore | None = None
 
 
 def seen_by(*, idle: bool, spoke: bool) -> str:

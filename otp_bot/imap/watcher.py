@@ -108,6 +108,7 @@ class MailboxWatcher:
         self.watching = asyncio.Event()
         self.last_progress = time.monotonic()
         self.state = WatcherState.STOPPED
+        self.tried = False  # the first connection attempt ended (watching, or failed)
         self._settings = settings
         self._store = store
         self._key = key or settings.account_id
@@ -148,6 +149,7 @@ class MailboxWatcher:
             try:
                 await self._connected_life()
             except MailboxAuthError as exc:
+                self.tried = True
                 self._set_state(WatcherState.AUTH_FAILED)
                 retry = self._settings.imap_auth_retry_interval
                 self._log.error("mailbox_auth_failed", error=str(exc), retry_in=retry)
@@ -156,6 +158,7 @@ class MailboxWatcher:
             except MailboxError as exc:
                 attempt = 0 if self._caught_up else attempt + 1
                 delay = backoff_delay(attempt, self._settings.imap_backoff_max)
+                self.tried = True
                 self._set_state(WatcherState.BACKOFF)
                 self._log.warning("mailbox_disconnected", error=str(exc), backoff=round(delay, 2))
                 await self._imap.close_session()
@@ -167,7 +170,9 @@ class MailboxWatcher:
 
     async def _connected_life(self) -> None:
         self._set_state(WatcherState.CONNECTING)
-        folder = await self._imap.open()
+        # A thousand mailboxes starting at once must not stampede the server.
+        async with self._links.connect_gate or contextlib.nullcontext():
+            folder = await self._imap.open()
         self._log.info(
             "mailbox_connected",
             idle=folder.idle,
@@ -184,6 +189,7 @@ class MailboxWatcher:
         self._forget_old_message_ids()
         self._progress()
         self.watching.set()
+        self.tried = True
         self._set_state(WatcherState.WATCHING)
         while not self._stop.is_set():
             await self._used.apply_due()
