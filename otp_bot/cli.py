@@ -24,9 +24,9 @@ from otp_bot.config import (
     DkimVerify,
     Settings,
     load_control_settings,
-    load_settings,
     load_settings_with_origins,
 )
+from otp_bot.config_load import load_many
 from otp_bot.errors import ConfigError, OtpBotError, StateLocked
 from otp_bot.logs import scrub_text
 from otp_bot.vocabulary import CheckpointType
@@ -47,7 +47,7 @@ def _env_files(args: argparse.Namespace) -> list[Path | None]:
 
 def _settings(args: argparse.Namespace) -> list[Settings]:
     overrides = {"log_level": args.log_level} if args.log_level else {}
-    return [load_settings(path, **overrides) for path in _env_files(args)]
+    return load_many(_env_files(args), **overrides)
 
 
 def _control(args: argparse.Namespace) -> ControlClient:

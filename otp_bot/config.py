@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -25,7 +26,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from otp_bot.addresses import normalize_address
 from otp_bot.errors import ConfigError
@@ -34,6 +40,8 @@ from otp_bot.sources import Origins, origins
 from otp_bot.vocabulary import VERIFICATION_FORMS, InputForm, PublishMode, PublishService
 
 ENV_PREFIX = "OTP_BOT_"
+# True while ``config_load`` builds settings from values it read itself.
+PREREAD: ContextVar[bool] = ContextVar("PREREAD", default=False)
 # Durations are given in seconds (fractions allowed).
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
@@ -135,6 +143,19 @@ class ControlSettings(BaseSettings):
         split_host_port(value)
         return value
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        if PREREAD.get():  # config_load read every source once, for many accounts
+            return (init_settings,)
+        return (init_settings, env_settings, dotenv_settings, file_secret_settings)
+
 
 class Settings(ControlSettings):
     """Everything one account needs; see ``.env.example`` for each variable."""
@@ -223,6 +244,9 @@ class Settings(ControlSettings):
     health_max_stale: Seconds = 1200
     log_format: LogFormat = LogFormat.AUTO
     log_level: str = "info"
+    # "i/n": this process runs only the accounts whose stable hash falls in
+    # shard i of n (0 <= i < n), e.g. a StatefulSet's pod ordinal.
+    shard: str | None = Field(default=None, pattern=r"^[0-9]{1,4}/[0-9]{1,4}$")
     # Finished drafts (and their history) are dropped this many days after
     # their last change; the pruning runs at start and then daily.
     retention_days: int = Field(default=90, ge=1, le=36500)
@@ -306,6 +330,15 @@ class Settings(ControlSettings):
             raise ValueError("must be e-mail addresses (local@domain), comma-separated")
         return list(dict.fromkeys(a for a in addresses if a is not None))
 
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, value: str | None) -> str | None:
+        if value is not None:
+            index, count = (int(part) for part in value.split("/"))
+            if not 0 <= index < count:
+                raise ValueError("must be i/n with 0 <= i < n, e.g. 0/4")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -374,7 +407,7 @@ def split_host_port(addr: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _describe(error: ValidationError) -> str:
+def describe(error: ValidationError) -> str:
     lines = []
     for item in error.errors(include_input=False, include_url=False):
         field = ".".join(str(p) for p in item["loc"])
@@ -423,5 +456,5 @@ def _load(cls: type[S], env_file: Path | None, overrides: dict[str, Any]) -> tup
             _env_file=env_file, _secrets_dir=secrets_dir, **overrides
         )
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        raise ConfigError(describe(exc)) from None
     return settings, found

@@ -55,8 +55,13 @@ def origins(
     if env_file is not None:
         for name in _prefixed(dotenv_values(env_file, encoding="utf-8")):
             found.setdefault(name, []).append(f"env file {env_file}")
-    for name, path in _credential_files(credentials_dir).items():
+    for name, path in credential_files(credentials_dir).items():
         found.setdefault(name, []).append(f"credential file {path}")
+    return check_origins(found, known)
+
+
+def check_origins(found: Mapping[str, list[str]], known: Collection[str]) -> Origins:
+    """Refuse unknown names and secrets given twice; the origin of each name."""
     _refuse_unknown(found, known)
     _refuse_twice_given(found)
     # The first origin wins, as in pydantic-settings (environment, env file, credential).
@@ -67,7 +72,7 @@ def _prefixed(names: Mapping[str, object]) -> list[str]:
     return [name.upper() for name in names if name.upper().startswith(PREFIX)]
 
 
-def _credential_files(directory: str | None) -> dict[str, Path]:
+def credential_files(directory: str | None) -> dict[str, Path]:
     """``OTP_BOT_*`` files of ``$CREDENTIALS_DIRECTORY``; empty ones are refused."""
     if directory is None:
         return {}

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from otp_bot.config import Settings, load_settings
+from otp_bot.config import Settings
+from otp_bot.config_load import in_shard, load_each
 from otp_bot.errors import ConfigError
 
 # Files in --env-dir that are accounts: NAME.env, not hidden (editors' swap
@@ -44,13 +45,14 @@ class Sources:
             paths = self.paths()
         except ConfigError as exc:
             return loaded, [(str(self.env_dir), str(exc))]
-        for path in paths:
+        overrides = {"log_level": self.log_level} if self.log_level else {}
+        # One pass: the environment and credential files are read once for all.
+        for path, result in zip(paths, load_each(paths, **overrides), strict=True):
             name = str(path) if path is not None else ENVIRONMENT
-            try:
-                overrides = {"log_level": self.log_level} if self.log_level else {}
-                loaded.append((name, load_settings(path, **overrides)))
-            except ConfigError as exc:
-                bad.append((name, str(exc)))
+            if isinstance(result, ConfigError):
+                bad.append((name, str(result)))
+            elif in_shard(result):  # OTP_BOT_SHARD: another replica's accounts are skipped
+                loaded.append((name, result))
         return loaded, bad
 
 
