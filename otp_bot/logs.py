@@ -34,6 +34,9 @@ from structlog.types import EventDict, Processor, WrappedLogger
 REDACTED = "[REDACTED]"
 # Fields whose values are codes, links or checkpoint inputs: always masked.
 MASKED_FIELDS = frozenset({"code", "input", "link", "pin"})
+# Fields the processors add themselves: a timestamp's microseconds must not be
+# mistaken for a code.
+_OWN_FIELDS = frozenset({"timestamp", "level", "logger"})
 # Codes seen recently are masked in free text as well; bounded so a daemon
 # running for months does not grow without limit.
 _SENSITIVE_MEMORY = 4096
@@ -247,6 +250,8 @@ def redact(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDi
     """structlog processor: remove secrets, mask codes and links."""
     main, side = _registry.patterns()
     for key, value in list(event_dict.items()):
+        if key in _OWN_FIELDS:
+            continue  # written by the logging set-up, never from outside
         if key in MASKED_FIELDS and value is not None:
             event_dict[key] = _mask_field(value)
         else:

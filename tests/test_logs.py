@@ -144,3 +144,12 @@ def test_free_text_codes_and_links_by_shape(stream: io.StringIO) -> None:
     assert "tok=Zz9" not in text
     assert text.endswith("end 123456789")
     assert "www.linkedin.com/comm/x?…" in text
+
+
+def test_timestamps_never_masked(stream: io.StringIO) -> None:
+    """A remembered code equal to a timestamp's microseconds leaves the timestamp whole."""
+    logs.remember_sensitive("584906")
+    line = {"timestamp": "2026-12-02T02:13:22.584906Z", "event": "x", "note": "code 584906"}
+    redacted = logs.redact(None, "info", dict(line))
+    assert redacted["timestamp"] == line["timestamp"]
+    assert redacted["note"] == "code ****"
