@@ -302,17 +302,23 @@ class Stack:
         daemon.start_ready()
         return account.simulator, daemon
 
-    def daemon(self, *account_ids: str, token: str | None = None) -> Daemon:
+    def daemon(
+        self, *account_ids: str, token: str | None = None, env_dir: Path | None = None
+    ) -> Daemon:
+        """A daemon for these accounts' env files, or (``env_dir``) for the files in that
+        directory; the control client talks to the first account's address."""
         accounts = [self.accounts[a] for a in account_ids]
         index = len(self.daemons)
         daemon = Daemon(
             f"daemon {index}",
-            [a.env_file for a in accounts],
+            [a.env_file for a in accounts] if env_dir is None else [],
             self.root / f"daemon-{index}.log",
             child_env(),
             notify_path=self.root / f"notify-{index}",
             client=ControlClient(accounts[0].control_addr, token),
         )
+        if env_dir is not None:
+            daemon.argv += ["--env-dir", str(env_dir)]
         self.daemons.append(daemon)
         return daemon
 

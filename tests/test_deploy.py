@@ -104,7 +104,7 @@ def verify(
         (units / f"{UNIT.name}.d").mkdir()
         (units / f"{UNIT.name}.d" / "override.conf").write_text(dropin)
     for _, key, value in unit_entries(unit_text):
-        if key == "ExecStart":
+        if key in ("ExecStart", "ExecReload"):
             binary = root / value.split()[0].lstrip("-@:+!").lstrip("/")
             binary.parent.mkdir(parents=True, exist_ok=True)
             binary.write_text("#!/bin/sh\nexit 0\n")
@@ -148,6 +148,17 @@ def test_docs_oauth2_dropin_verifies(tmp_path: Path) -> None:
     assert done.stderr.strip() == ""
 
 
+def test_docs_env_dir_dropin_verifies(tmp_path: Path) -> None:
+    """The systemd guide's drop-in for an --env-dir instance is a valid override of the unit."""
+    guide = (ROOT / "docs" / "systemd.md").read_text()
+    match = re.search(r"\*\*an `--env-dir` instance\*\*.*?```ini\n(.*?)```", guide, re.S)
+    assert match, "docs/systemd.md lost the --env-dir drop-in"
+    assert "--env-dir /etc/otp-bot/%i.d" in match.group(1)
+    done = verify(UNIT.read_text(), tmp_path, dropin=match.group(1))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == ""
+
+
 def test_exposure_score_meets_goal() -> None:
     """bench/systemd_security.py prints an exposure of at most 2.0 and exits 0."""
     done = subprocess.run(
@@ -173,6 +184,7 @@ def test_unit_life_cycle_settings() -> None:
     assert unit_values("StartLimitBurst")
     assert unit_values("StartLimitIntervalSec")
     assert unit_values("ExecStart")[0].endswith("otp-bot run")
+    assert unit_values("ExecReload") == ["/bin/kill -HUP $MAINPID"]  # SIGHUP reloads
     idle = Settings.model_fields["imap_idle_interval"].default
     # Progress comes at least every idle interval; allow one late wake-up.
     assert seconds(unit_values("WatchdogSec")[0]) >= 2 * idle
