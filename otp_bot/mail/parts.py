@@ -7,7 +7,8 @@ LinkedIn mail, most of the per-message budget (bench/extract.py). Bounds: at
 most ``MAX_PARTS`` parts, ``MAX_DEPTH`` levels, ``MAX_PART_BYTES`` per text
 part after decoding. Broken structure degrades gracefully: a missing closing
 boundary ends the last part at the end of the data, broken base64 decodes
-what it can.
+what it can. tests/test_mime_crosscheck.py checks the parts and their decoded
+text against the stdlib's parser, on the golden corpus and on generated MIME.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import binascii
 import codecs
 import re
-from collections import deque
 from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import BytesHeaderParser
@@ -83,25 +83,26 @@ def split_head(raw: bytes) -> tuple[Message, bytes]:
 
 
 def collect_bodies(headers: Message, body: bytes) -> Bodies:
-    """Walk the MIME tree breadth-first within the bounds, decoding text parts.
+    """Walk the MIME tree depth-first (MIME order) within the bounds, decoding text parts.
 
     A subpart's headers are parsed only when it is visited, so a wide tree
-    costs MAX_PARTS header parses at most.
+    costs MAX_PARTS header parses at most. tests/test_mime_crosscheck.py checks
+    the walk against the stdlib's parser.
     """
     found = Bodies()
-    queue: deque[tuple[bytes, int]] = deque()
-    _visit(headers, body, 0, found, queue)
+    stack: list[tuple[bytes, int]] = []
+    _visit(headers, body, 0, found, stack)
     for _ in range(MAX_PARTS - 1):
-        if not queue:
+        if not stack:
             break
-        raw, depth = queue.popleft()
+        raw, depth = stack.pop()
         sub_headers, sub_body = split_head(raw)
-        _visit(sub_headers, sub_body, depth, found, queue)
+        _visit(sub_headers, sub_body, depth, found, stack)
     return found
 
 
 def _visit(
-    part: Message, data: bytes, depth: int, found: Bodies, queue: deque[tuple[bytes, int]]
+    part: Message, data: bytes, depth: int, found: Bodies, stack: list[tuple[bytes, int]]
 ) -> None:
     ctype = part.get_content_type()
     if ctype in ("message/rfc822", "message/global"):
@@ -109,15 +110,22 @@ def _visit(
     elif ctype.startswith("multipart/"):
         boundary = part.get_boundary()
         if boundary and depth < MAX_DEPTH:
-            subparts = split_multipart(data, boundary.encode("utf-8", "replace"))
-            queue.extend((sub, depth + 1) for sub in subparts)
+            closing = boundary.encode("utf-8", "replace")
+            subparts = split_multipart(data, closing, outermost=depth == 0)
+            stack.extend((sub, depth + 1) for sub in reversed(subparts))
     elif ctype in ("text/plain", "text/html") and not _is_attachment(part):
         target = found.plain if ctype == "text/plain" else found.html
         target.append(_part_text(part, data, flowed=ctype == "text/plain"))
 
 
-def split_multipart(body: bytes, boundary: bytes) -> list[bytes]:
-    """The parts between ``--boundary`` lines; an unclosed last part runs to the end."""
+def split_multipart(body: bytes, boundary: bytes, *, outermost: bool = False) -> list[bytes]:
+    """The parts between ``--boundary`` lines; an unclosed last part runs to the end.
+
+    The line break before a delimiter belongs to it. When the message's own
+    end closes an unclosed last part (``outermost``: the top multipart), it
+    takes that part's one line break, as the stdlib's parser reads it; a nested
+    multipart's data already lost it to whatever closed its parent.
+    """
     delimiter = b"--" + boundary
     parts: list[bytes] = []
     start: int | None = None
@@ -138,7 +146,8 @@ def split_multipart(body: bytes, boundary: bytes) -> list[bytes]:
             return parts
         start = pos = line_end
     if start is not None and len(parts) < MAX_PARTS:
-        parts.append(body[start:])
+        rest = body[start:]
+        parts.append(_drop_line_break(rest) if outermost else rest)
     return parts
 
 
