@@ -9,15 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otp_bot.mail.codes import (
-    find_code,
+from otp_bot.mail.codes import find_code
+from otp_bot.mail.flatten import flatten_html
+from otp_bot.mail.links import (
     find_link,
     is_verification_link,
     unwrap,
     urls_in,
     verification_link,
 )
-from otp_bot.mail.flatten import flatten_html
 from otp_bot.mail.parts import split_multipart, transfer_decode, unflow
 
 CONFIRM = "https://www.linkedin.com/comm/psettings/email/confirm?id=AQF&token=t8"

@@ -19,8 +19,9 @@ from datetime import datetime
 from typing import Any
 
 from otp_bot.mail import dkim
-from otp_bot.mail.codes import find_code, find_link, urls_in
+from otp_bot.mail.codes import find_code
 from otp_bot.mail.flatten import flatten_html, tidy_text
+from otp_bot.mail.links import find_link, names_verification_page, urls_in
 from otp_bot.mail.mime import Mail, read_mail
 from otp_bot.mail.trust import (
     auth_trace,
@@ -38,24 +39,6 @@ _FORWARD_SUBJECT_RE = re.compile(r"^\s*(?:fwd?|tr|wg|rv|enc|i|doorst|vs|rif|inol
 # A forward's quote marker only matters before the code, so it is looked for
 # in the same text.
 _MAX_TEXT_CHARS = 64 * 1024
-# Only an HTML part that names one of LinkedIn's verification pages (directly,
-# percent-encoded in a wrapper, or as a /e/v2 action) is flattened for its link:
-# flattening costs more than everything else together, and tracking parameters
-# say "verification" on every link of such a mail.
-_HTML_LINK_HINT_RE = re.compile(
-    r"psettings(?:/|%2f)email(?:/|%2f)(?:confirm|verify|work-email)|verify(?:/|%2f|-)work-email|"
-    r"job-posting(?:/|%2f)verify-email|\ba=(?:psettings-email-confirm|email-confirm|confirm-email|"
-    r"email-verification|verify-email|work-email-verification|verify-work-email|"
-    r"job-posting-verify-email)"
-)  # searched in lower-cased markup
-_HTML_LINK_MARKERS = (
-    "psettings/email/",
-    "psettings%2femail%2f",
-    "work-email",
-    "job-posting",
-    "/e/v2",
-    "e%2fv2",
-)
 # Searched in lower-cased text. A dash run is matched from its first dash only
 # (the lookbehind) and possessively: without both, a long run of dashes costs
 # time quadratic in its length. The leading literal "-" lets the regex engine
@@ -230,13 +213,6 @@ def _within(texts: tuple[str, ...], budget: int = _MAX_TEXT_CHARS) -> list[str]:
     return kept
 
 
-def _names_verification_page(markup: str) -> bool:
-    lowered = markup.lower()  # C speed; then plain substring tests before the regex
-    if not any(marker in lowered for marker in _HTML_LINK_MARKERS):
-        return False
-    return _HTML_LINK_HINT_RE.search(lowered) is not None
-
-
 def _read_code_and_link(mail: Mail) -> tuple[str | None, str | None]:
     """Subject and plain text first; HTML for what the plain text lacks.
 
@@ -248,7 +224,7 @@ def _read_code_and_link(mail: Mail) -> tuple[str | None, str | None]:
     plain = [tidy_text(text) for text in _within(mail.plain)]
     code = find_code(mail.subject, plain)
     link = find_link([url for text in plain for url in urls_in(text)])
-    want_link = link is None and any(_names_verification_page(m) for m in mail.html)
+    want_link = link is None and any(names_verification_page(m) for m in mail.html)
     if (code is None or want_link) and mail.html:
         flat = [flatten_html(markup) for markup in mail.html]
         texts = _within(tuple(text for text, _ in flat))
