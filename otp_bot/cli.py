@@ -4,6 +4,9 @@ Exit codes: 0 success, 1 failure (the reason on stderr), 2 bad configuration
 or usage, or another daemon already holds the state directory; ``check`` has
 one per class of failure (``daemon/check.py``). Output cut short by its
 reader (``otp-bot status | head``) ends quietly.
+
+(Over 250 lines: one argparse tree, every command beside its thin handler, so
+the file reads as the CLI's help; each handler imports its subsystem lazily.)
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import pkgutil
+import re
 import subprocess
 import sys
 import tomllib
@@ -38,3 +40,20 @@ def test_every_module_has_a_layer() -> None:
         if info.name != "__init__"
     }
     assert children - placed == set(), "add these modules to [tool.importlinter] layers"
+
+
+LONG_MODULE = 250
+# How a long module's docstring says why it is long: "(Over 250 lines: ...".
+SAYS_WHY = re.compile(r"(?:over|about|longer than) \d+ lines", re.IGNORECASE)
+
+
+def test_long_modules_say_why() -> None:
+    """A module over ~250 lines gives the reason in its docstring (style: split first)."""
+    unexplained = []
+    for path in sorted((ROOT / "otp_bot").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if text.count("\n") > LONG_MODULE:
+            doc = ast.get_docstring(ast.parse(text)) or ""
+            if not SAYS_WHY.search(doc):
+                unexplained.append(str(path.relative_to(ROOT)))
+    assert unexplained == [], "split these, or say in the docstring why they are long"

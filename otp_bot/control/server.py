@@ -14,6 +14,9 @@ One server per distinct ``OTP_BOT_CONTROL_ADDR``; the accounts sharing an
 address share its server. With ``OTP_BOT_CONTROL_TOKEN`` every request needs
 ``Authorization: Bearer <token>``; a non-loopback address without a token is
 refused at startup.
+
+(Over 250 lines: one aiohttp app, its middlewares (errors, auth) and its
+handlers; the operator controls are in ``control.operator``.)
 """
 
 from __future__ import annotations

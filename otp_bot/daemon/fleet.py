@@ -14,6 +14,9 @@ where it came from, its settings), at start and at each SIGHUP:
 
 Untouched accounts keep their client, worker and mailbox connection. Every
 task runs in the daemon's task group under ``supervise``.
+
+(Over 250 lines: the four steps of ``apply`` share the fleet's bookkeeping
+and read in the order above.)
 """
 
 from __future__ import annotations

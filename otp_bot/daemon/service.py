@@ -16,6 +16,9 @@ and the fleet follows them (``_reload_once``); it never stops the daemon.
 SIGTERM or SIGINT sets the stop event; tasks get ``STOP_GRACE`` to return,
 then are cancelled. A second SIGINT exits at once (every transition is
 already on disk).
+
+(Over 250 lines: startup, the loop, signals, reloads and housekeeping read in
+the order the daemon runs them.)
 """
 
 from __future__ import annotations

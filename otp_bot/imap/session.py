@@ -3,6 +3,9 @@
 Every method either does what it says or raises ``MailboxError`` (connection
 trouble: reconnect) or ``MailboxAuthError`` (login refused). Mail is only ever
 fetched with ``BODY.PEEK``, so reading never sets ``\\Seen``.
+
+(Over 250 lines: one class wrapping each IMAP command the watcher uses, each
+with its error translation.)
 """
 
 from __future__ import annotations

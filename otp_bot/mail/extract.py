@@ -9,6 +9,9 @@ signature checked here) → ``verification`` (only LinkedIn's own
 verification mail is read) → ``codes`` (code and verification link), reading
 the subject first, then plain-text parts, then flattened HTML for whatever
 the text parts lack.
+
+(Over 250 lines: the pipeline's steps, its ``Evidence`` and ``Checks`` values
+and the forward detection read together.)
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ raises is turned into otp-bot's own errors here (``otp_bot.errors``):
 ``TransientError`` is retried with backoff and jitter (bounded in attempts and
 in total time, ``Retry-After`` honoured), with the same ``Idempotency-Key``;
 it escapes only once the retries are used up. Nothing else is retried.
+
+(Over 250 lines: the three calls share one request path, its retry loop and
+its error translation; the pure bodies and answers are in ``wire``.)
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@
 An error answer without a readable envelope (a proxy's HTML page) falls back
 on its status class when that class is retried (429, 5xx); otherwise it is a
 ``ProtocolError``. Messages name what was wrong and never quote the body.
+
+(Over 250 lines: every body and answer of the three endpoints, and both error
+envelopes, as pure functions side by side.)
 """
 
 from __future__ import annotations

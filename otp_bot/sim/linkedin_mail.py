@@ -13,6 +13,9 @@ carries a code: only the verification allowlists refuse that one.
 
 Delivery uses the standard library's imaplib in a thread (only
 ``otp_bot.imap`` may import imap-tools).
+
+(Over 250 lines: LinkedIn's genuine and decoy templates and their trace
+headers, written out as the real mails look.)
 """
 
 from __future__ import annotations

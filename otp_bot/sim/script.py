@@ -3,6 +3,9 @@
 A script is a frozen value. Tests build it directly, ``POST /_sim/script``
 sends it as JSON (``Script.from_dict``), and drafts without one get a script
 from their id (``script_for_draft``, the conventions in the README).
+
+(Over 250 lines: the ``Script`` value, its JSON form and the draft-id
+conventions describe one simulated draft together.)
 """
 
 from __future__ import annotations

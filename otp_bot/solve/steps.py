@@ -5,6 +5,9 @@ idle before the one after; ``AccountWorker`` (``otp_bot.solve.worker``) runs it
 in a loop and adds the shell's interface. Each step commits its transition
 before it acts on it; see ``otp_bot.solve.worker`` for the sequence and the
 crash guarantees.
+
+(Over 250 lines: the moves share the commit/report machinery, and reading
+them in one place, in the order a draft meets them, is the point.)
 """
 
 from __future__ import annotations
