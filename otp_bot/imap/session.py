@@ -25,8 +25,9 @@ from otp_bot.imap import actions
 from otp_bot.imap import server as info
 from otp_bot.imap import wire as fetch
 from otp_bot.imap.auth import TokenSource
+from otp_bot.imap.learn import learn
 from otp_bot.imap.login import connect, login
-from otp_bot.imap.server import Namespace, ServerInfo
+from otp_bot.imap.server import ServerInfo
 from otp_bot.imap.wire import LIBRARY_ERRORS, translated
 
 # LOGOUT on shutdown gets this long; the 2-second stop budget includes it.
@@ -61,26 +62,10 @@ class Session:
         self._box = connect(self._settings)
         login(self._box, self._settings, self._tokens)
         with translated("capabilities"):
-            server = self._learn()
+            server = learn(self.client)
         with translated("select"):
             self.folder = self._select(server)
         return self.folder
-
-    def _learn(self) -> ServerInfo:
-        """Capabilities and namespace as they are after login (imaplib's list is pre-login)."""
-        client = self.client
-        typ, data = client.capability()
-        if typ != "OK":
-            raise MailboxError(f"CAPABILITY refused: {data!r}")
-        names = info.capabilities(data)
-        namespace = None
-        if "NAMESPACE" in names:
-            typ, data = client.namespace()
-            namespace = info.personal_namespace(data) if typ == "OK" else None
-        if namespace is None:  # no NAMESPACE: the root's delimiter, no prefix
-            typ, data = client.list('""', '""')
-            namespace = Namespace("", info.list_delimiter(data) if typ == "OK" else None)
-        return ServerInfo(names, namespace)
 
     def _select(self, server: ServerInfo) -> FolderState:
         client, name = self.client, self._settings.imap_folder

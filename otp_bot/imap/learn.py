@@ -1,0 +1,44 @@
+"""Asking a logged-in server what it offers: CAPABILITY, then NAMESPACE or LIST.
+
+Done after every login (imaplib's capability list is the pre-login one, and
+many servers announce MOVE and UIDPLUS only after login). A NO or BAD answer
+to NAMESPACE or LIST is not a connection failure: the bot falls back to LIST,
+then to a flat name, so a server that announces NAMESPACE and then refuses it
+cannot make every connection fail.
+"""
+
+from __future__ import annotations
+
+import imaplib
+from collections.abc import Callable
+from typing import Any
+
+from otp_bot.errors import MailboxError
+from otp_bot.imap import server as info
+from otp_bot.imap.server import Namespace, ServerInfo
+
+
+def learn(client: imaplib.IMAP4) -> ServerInfo:
+    """Post-login capabilities and the personal namespace (or the root's delimiter)."""
+    typ, data = client.capability()
+    if typ != "OK":
+        raise MailboxError(f"CAPABILITY refused: {data!r}")
+    names = info.capabilities(data)
+    namespace = None
+    if "NAMESPACE" in names:
+        typ, data = _refusal_as_no(client.namespace)
+        namespace = info.personal_namespace(data) if typ == "OK" else None
+    if namespace is None:  # no NAMESPACE: the root's delimiter, no prefix
+        typ, data = _refusal_as_no(lambda: client.list('""', '""'))
+        namespace = Namespace("", info.list_delimiter(data) if typ == "OK" else None)
+    return ServerInfo(names, namespace)
+
+
+def _refusal_as_no(command: Callable[[], tuple[str, list[Any]]]) -> tuple[str, list[Any]]:
+    """A NO/BAD answer as ("NO", []) rather than imaplib's exception; a lost connection raises."""
+    try:
+        return command()
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error:
+        return "NO", []
