@@ -4,7 +4,11 @@ One private Dovecot, one ``otp-bot simulate`` process per account (its record
 survives daemon kills) and one daemon (``python -m otp_bot run``) for all the
 accounts. Drafts are handed to the daemon over the run's first part while a
 seeded schedule kills Dovecot (SIGKILL of its process group, restarted after a
-short outage) and SIGKILLs the daemon (restarted on the same state). Each
+short outage), SIGKILLs the daemon (restarted on the same state) and changes
+one account's env file then sends SIGHUP (that account restarts mid-flight).
+The first two accounts share one mailbox, each with its own
+OTP_BOT_MAIL_RECIPIENTS, so a code submitted for the wrong account shows as
+foreign. Each
 draft's simulator script adds API faults (503, 504 after the request was
 accepted, 429 with Retry-After, answers slower than the client's timeout,
 slow real answers) and mail faults (delayed, duplicated, a decoy first,
@@ -27,6 +31,7 @@ import argparse
 import json
 import random
 import secrets
+import signal
 import sys
 import tempfile
 import time
@@ -185,7 +190,8 @@ class Keys:
 
 
 def _start(stack: Stack, schedule: Schedule, keys: Keys) -> Daemon:
-    stack.dovecot = dc.Dovecot(users=schedule.users, password=keys.imap_password).start()
+    users = tuple(dict.fromkeys(schedule.users))  # the shared pair's mailbox once
+    stack.dovecot = dc.Dovecot(users=users, password=keys.imap_password).start()
     control = f"127.0.0.1:{dc.free_port()}"
     for n, (account_id, user) in enumerate(zip(schedule.account_ids, schedule.users, strict=True)):
         account = stack.add_account(
@@ -194,6 +200,8 @@ def _start(stack: Stack, schedule: Schedule, keys: Keys) -> Daemon:
             control_addr=control,
             OTP_BOT_API_KEY=keys.api[n],
             OTP_BOT_CONTROL_TOKEN=keys.control_token,
+            # Always set: it routes the shared pair's mail, and changes nothing alone.
+            OTP_BOT_MAIL_RECIPIENTS=f"li-{account_id}@example.test",
             **DAEMON_SETTINGS,
         )
         for draft_id, script in schedule.scripts_of(account_id):
@@ -225,8 +233,22 @@ def _drive(
             daemon.kill()
             time.sleep(event.pause)  # the daemon stays down this long
             daemon.start_ready()
+        elif event.kind == "reload":
+            _change(stack.accounts[event.account_id].env_file)
+            daemon.signal(signal.SIGHUP)
         probe.sample()
     return handed
+
+
+def _change(env_file: Path) -> None:
+    """Toggle a setting that changes nothing the soak judges: the reload restarts the
+    account (its worker stops after its current step and starts again)."""
+    name = "OTP_BOT_API_RETRY_ATTEMPTS"
+    lines = env_file.read_text().splitlines()
+    current = next((line for line in lines if line.startswith(f"{name}=")), f"{name}=10")
+    value = "11" if current.endswith("=10") else "10"
+    kept = [line for line in lines if not line.startswith(f"{name}=")]
+    env_file.write_text("\n".join([*kept, f"{name}={value}"]) + "\n")
 
 
 def _hand(client: ControlClient, draft_id: str, account_id: str) -> None:

@@ -40,10 +40,15 @@ class FaultPlan:
     outage: tuple[float, float] = (0.5, 4.0)  # Dovecot stays dead this long
     daemon_down: tuple[float, float] = (0.0, 2.0)  # the daemon stays dead this long
     every_kind: bool = True  # the first drafts get one kind each, so each kind occurs
+    # SIGHUPs, each after one account's env file changed (that account restarts
+    # mid-flight; the others are kept).
+    reloads: int = 8
+    # The first two accounts read ONE mailbox, each with its own recipient address.
+    shared_pair: bool = True
 
     @classmethod
     def short(cls) -> FaultPlan:
-        return cls(dovecot_kills=1, daemon_kills=2, rate=0.15, submit_window=16.0)
+        return cls(dovecot_kills=1, daemon_kills=2, reloads=2, rate=0.15, submit_window=16.0)
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -56,7 +61,7 @@ class FaultPlan:
 @dataclass(frozen=True)
 class Event:
     at: float  # seconds from the start of the drive
-    kind: str  # draft | dovecot_kill | daemon_kill
+    kind: str  # draft | dovecot_kill | daemon_kill | reload
     draft_id: str = ""
     account_id: str = ""
     pause: float = 0.0  # how long the killed process stays dead
@@ -65,7 +70,7 @@ class Event:
 @dataclass
 class Schedule:
     account_ids: tuple[str, ...]
-    users: tuple[str, ...]
+    users: tuple[str, ...]  # each account's mailbox (the shared pair: the same one)
     events: list[Event] = field(default_factory=list)
     scripts: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     kinds: dict[str, int] = field(default_factory=dict)  # fault kind -> drafts with it
@@ -74,16 +79,18 @@ class Schedule:
         return [(d, s) for d, (a, s) in self.scripts.items() if a == account_id]
 
     def injected(self) -> dict[str, int]:
-        kills = {k: sum(e.kind == k for e in self.events) for k in ("dovecot_kill", "daemon_kill")}
+        kinds = ("dovecot_kill", "daemon_kill", "reload")
+        kills = {k: sum(e.kind == k for e in self.events) for k in kinds}
         return {**kills, **self.kinds}
 
 
 def plan(drafts: int, accounts: int, seed: int, faults: FaultPlan) -> Schedule:
     """Scripts for every draft and the time-ordered events of one soak."""
     rng = random.Random(seed)
+    shared = faults.shared_pair and accounts >= 2
     schedule = Schedule(
         tuple(f"acc_soak_{n}" for n in range(accounts)),
-        tuple(f"soak{n}@example.test" for n in range(accounts)),
+        tuple(f"soak{0 if shared and n < 2 else n}@example.test" for n in range(accounts)),
     )
     kinds_used = faults.kinds
     guaranteed = rng.sample(kinds_used, len(kinds_used)) if faults.every_kind else []
@@ -105,6 +112,9 @@ def plan(drafts: int, accounts: int, seed: int, faults: FaultPlan) -> Schedule:
         for _ in range(count):
             at = rng.uniform(2.0, window * 1.1)
             schedule.events.append(Event(at, kind, pause=rng.uniform(*down)))
+    for _ in range(faults.reloads):
+        at = rng.uniform(2.0, window * 1.1)
+        schedule.events.append(Event(at, "reload", account_id=rng.choice(schedule.account_ids)))
     schedule.events.sort(key=lambda e: e.at)
     return schedule
 

@@ -108,7 +108,8 @@ def test_log_audit_finds_raw_codes_not_masked_ones_or_timestamps() -> None:
 
 
 def test_plan_is_seeded_and_covers_every_kind() -> None:
-    """The same seed gives the same plan; the short plan holds every fault kind and both kills."""
+    """The same seed gives the same plan; the short plan holds every fault kind, both kills,
+    SIGHUP reloads and two accounts on one mailbox."""
     first = soak_plan.plan(16, 2, 5, soak.FaultPlan.short())
     again = soak_plan.plan(16, 2, 5, soak.FaultPlan.short())
     assert first.events == again.events
@@ -117,6 +118,8 @@ def test_plan_is_seeded_and_covers_every_kind() -> None:
     assert {*soak_plan.KINDS, soak_plan.LATE} <= {k for k, n in injected.items() if n}
     assert injected["dovecot_kill"] >= 1
     assert injected["daemon_kill"] >= 1
+    assert injected["reload"] >= 1
+    assert first.users[0] == first.users[1]  # the shared-mailbox pair
 
 
 @pytest.mark.dovecot
