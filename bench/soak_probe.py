@@ -199,7 +199,10 @@ def _observe(observed: dict[str, int], requests: list[Any], mails: list[Any]) ->
 
 
 def _resumed(observed: dict[str, int], logs: str) -> None:
-    """Count the drafts a restarted daemon found under way, by state (where the kills hit)."""
+    """Count the drafts a restarted daemon found under way, by state (where the kills hit),
+    and how the SIGHUP reloads went (done, rejected, mail for nobody on the shared mailbox)."""
+    for event in ("reload_done", "reload_rejected", "reload_failed", "mail_not_addressed"):
+        observed[event] = logs.count(f'"event": "{event}"')
     for line in logs.splitlines():
         if '"draft_resumed"' in line:
             with contextlib.suppress(ValueError, KeyError, TypeError):
