@@ -215,6 +215,9 @@ class Settings(ControlSettings):
     # process-wide bound: the first account's value is used).
     imap_connect_concurrency: int = Field(default=32, ge=1, le=10_000)
     mail_after_use: MailAction = MailAction.LEAVE
+    # CPU seconds one e-mail may take to read (in the reader's child process);
+    # a mail over it is rejected as too_slow. LinkedIn's mails take about 1 ms.
+    mail_cpu_budget: float = Field(default=0.25, gt=0, le=10, allow_inf_nan=False)
     mail_move_folder: str = "otp-bot/used"
 
     # --- trust and matching ------------------------------------------------

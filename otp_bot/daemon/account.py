@@ -25,6 +25,8 @@ from otp_bot.imap.watcher import IncomingMail, MailboxWatcher, WatcherState
 from otp_bot.mail.extract import Evidence
 from otp_bot.postpress.client import PostpressClient, SharedSessions
 from otp_bot.solve.drafts import Draft, State
+from otp_bot.solve.intake import unread_reason
+from otp_bot.solve.reader import MailReader
 from otp_bot.solve.steps import WorkerHooks
 from otp_bot.solve.worker import AccountWorker
 from otp_bot.store.db import Store
@@ -43,6 +45,7 @@ class Account(Operations):
         store: Store,
         metrics: Metrics,
         sessions: SharedSessions | None = None,
+        reader: MailReader | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -63,7 +66,7 @@ class Account(Operations):
             latency=partial(metrics.latency, label),
         )
         self.worker = AccountWorker(
-            settings, store, self.client, after_use=self._after_use, hooks=hooks
+            settings, store, self.client, after_use=self._after_use, hooks=hooks, reader=reader
         )
         self._start_operations()
 
@@ -88,6 +91,9 @@ class Account(Operations):
 
     def _count_mail(self, evidence: Evidence | None) -> None:
         self.metrics.email(self.account_id, "seen")
+        problem = unread_reason(evidence)
+        if problem is not None:
+            self.metrics.unreadable(self.account_id, problem)
         trusted = evidence is not None and evidence.trusted
         self.metrics.email(self.account_id, "trusted" if trusted else "rejected")
 

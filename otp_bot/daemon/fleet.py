@@ -43,6 +43,7 @@ from otp_bot.daemon.statelock import StateLock
 from otp_bot.imap.watcher import MailboxWatcher
 from otp_bot.logs import bind, register_secrets
 from otp_bot.postpress.client import SharedSessions
+from otp_bot.solve.reader import ProcessReader
 from otp_bot.store.db import Store
 
 log = structlog.get_logger(__name__)
@@ -81,6 +82,7 @@ class Fleet:
         self._feeds: dict[str, EventFeed] = {}  # GET /events of each control address
         self._sessions = SharedSessions()  # one connection pool per API, for every account
         self._connect_gate: asyncio.Semaphore | None = None  # mailboxes connecting at once
+        self._reader = ProcessReader()  # one child process reads every account's mail
         self._closed = False
 
     def accounts(self) -> list[Account]:
@@ -116,7 +118,7 @@ class Fleet:
             source, config = wanted[account_id]
             register_secrets(config.secrets())
             store = self._stores[config.state_db]
-            account = Account(config, store, self._metrics, self._sessions)
+            account = Account(config, store, self._metrics, self._sessions, self._reader)
             self.members[account_id] = _Member(account, source)
         await self._regroup()
         for account_id in (*plan["added"], *plan["changed"]):
@@ -278,6 +280,7 @@ class Fleet:
         for account in self.accounts():
             await account.client.close()
         await self._sessions.close()
+        await self._reader.close()
         for store in self._stores.values():
             store.close()
         self._stores.clear()

@@ -5,6 +5,7 @@ several accounts share one set of metrics told apart by the ``account`` label,
 and tests build as many as they like.
 
     otp_bot_emails_total{account,result}                 seen | trusted | rejected
+    otp_bot_mail_unreadable_total{account,error}         error class | too_slow
     otp_bot_checkpoint_submissions_total{account,result} published | checkpoint |
                                                          invalid | expired | error
     otp_bot_drafts{account,state}                        drafts per state (gauge)
@@ -51,6 +52,12 @@ class Metrics:
             "otp_bot_emails",
             "E-mails looked at, by result (seen, then trusted or rejected).",
             [*labels, "result"],
+            registry=self.registry,
+        )
+        self.mail_unreadable = Counter(
+            "otp_bot_mail_unreadable",
+            "E-mails the reader could not read, by error class (too_slow: over the CPU budget).",
+            [*labels, "error"],
             registry=self.registry,
         )
         self.submissions = Counter(
@@ -128,6 +135,9 @@ class Metrics:
 
     def webhook(self, account: str, result: str) -> None:
         self.webhook_deliveries.labels(account=account, result=result).inc()
+
+    def unreadable(self, account: str, error: str) -> None:
+        self.mail_unreadable.labels(account=account, error=error).inc()
 
     def email(self, account: str, result: str) -> None:
         self.emails.labels(account=account, result=result).inc()

@@ -1,7 +1,8 @@
 """Handing fetched mail to the bot, and recording it, so each message counts once.
 
 The watermark and the Message-IDs are written in one transaction after the
-handler returned. Candidates (mail from linkedin.com) are recorded one by one;
+handler returned. Candidates (mail from linkedin.com) and messages the
+pre-filter could not read are recorded one by one;
 the other messages only make the bot log a line, so their records wait and go
 along with the next candidate's or at the end of the batch: one durable write
 per batch instead of one per newsletter.
@@ -86,8 +87,8 @@ class Handoff:
         ledger.last_uid = mail.uid
         if message_id:
             ledger.message_ids.append(message_id)
-        if fetched.candidate:
-            self._commit(ledger)
+        if fetched.candidate or mail.unreadable is not None:
+            self._commit(ledger)  # at once: a restart must never read it again
         return "handed"
 
     def _commit(self, ledger: _Ledger) -> None:

@@ -2,8 +2,9 @@
 
 One summary line per e-mail: ``mail_handled`` (evidence stored) or
 ``mail_rejected`` with the reason (untrusted and why, nothing found, a
-Message-ID already stored). Codes and links are masked in every later log
-line, wherever they appear.
+Message-ID already stored, ``too_slow``, ``mail_unreadable: <error>``); a mail
+the reader could not read also gets ``mail_unreadable`` or ``mail_too_slow``.
+Codes and links are masked in every later log line, wherever they appear.
 """
 
 from __future__ import annotations
@@ -18,12 +19,24 @@ from otp_bot.config import DkimVerify, Settings
 from otp_bot.imap.watcher import IncomingMail
 from otp_bot.logs import remember_sensitive
 from otp_bot.mail.dkim import key_names_of
-from otp_bot.mail.extract import Evidence, extract
+from otp_bot.mail.extract import Evidence
 from otp_bot.solve.dkimkeys import DkimKeys
 from otp_bot.solve.match import StoredEvidence
+from otp_bot.solve.reader import (
+    InProcessReader,
+    MailReader,
+    ReaderUnavailable,
+    TooSlow,
+    Unreadable,
+)
+from otp_bot.solve.reader_child import Reading
 from otp_bot.store.evidence import EvidenceStore
 
 log = structlog.get_logger(__name__)
+
+# Reasons of the readings of mail that could not be read (counted by the shell).
+TOO_SLOW = "too_slow"
+UNREADABLE = "mail_unreadable"
 
 
 class MailIntake:
@@ -35,9 +48,12 @@ class MailIntake:
         store: EvidenceStore,
         clock: Callable[[], datetime],
         wake: asyncio.Event,
+        reader: MailReader | None = None,
         *,
         dkim_keys: DkimKeys | None = None,
     ) -> None:
+        self._reader = reader or InProcessReader()
+        self._budget = settings.mail_cpu_budget
         self._store = store
         self._clock = clock
         self._wake = wake
@@ -54,15 +70,54 @@ class MailIntake:
     async def take(self, mail: IncomingMail) -> Evidence | None:
         """Store the e-mail's code and link if it is trusted; log instead of raising.
 
-        Returns the reading (None when handling failed) so the shell can count it.
+        Returns the reading (None when storing failed) so the shell can count it.
+        Whatever the mail does to the reader (an error, the time budget) gives
+        a rejected reading, so the watcher records the message as handled and
+        goes on. Only ``ReaderUnavailable`` is raised: not the mail's fault, so
+        the watcher keeps the message and tries it again later.
         """
+        found = await self._read(mail)
         try:
-            if self._keys is not None:  # the DNS lookups happen here, before the pure reading
-                await self._keys.fetch(key_names_of(mail.raw))
-            return self._take(mail)
+            return self._keep(mail, found)
         except Exception:  # noqa: BLE001 - the watcher's loop must go on; the line says why
             self._log.exception("mail_handling_failed", uid=mail.uid)
             return None
+
+    async def _read(self, mail: IncomingMail) -> Evidence:
+        if mail.unreadable is not None:
+            return self._unreadable(mail, mail.unreadable, "pre-filter")
+        try:
+            return await self._reader.read(mail.raw, await self._how(mail), self._budget)
+        except TooSlow as exc:
+            size = _size(mail)
+            self._log.warning(
+                "mail_too_slow", uid=mail.uid, size=size, budget=self._budget, killed=exc.killed
+            )
+            return _refused(TOO_SLOW)
+        except Unreadable as exc:
+            return self._unreadable(mail, exc.error, "reading")
+        except ReaderUnavailable:
+            raise
+        # Exception includes RecursionError and MemoryError (an in-process reader);
+        # cancellation, KeyboardInterrupt and SystemExit go through.
+        except Exception as exc:  # noqa: BLE001 - one message must not stop the watcher
+            return self._unreadable(mail, type(exc).__name__, "reading")
+
+    async def _how(self, mail: IncomingMail) -> Reading:
+        """How to read this mail; the DKIM keys it needs are fetched here (DNS), not in
+        the reader, which does no I/O."""
+        keys = None
+        if self._keys is not None:
+            names = key_names_of(mail.raw)
+            await self._keys.fetch(names)
+            keys = {name.lower(): self._keys.lookup(name) for name in names}
+        return Reading(self._trusted_ids, self._server_results, keys)
+
+    def _unreadable(self, mail: IncomingMail, error: str, stage: str) -> Evidence:
+        self._log.warning(
+            "mail_unreadable", uid=mail.uid, size=_size(mail), error=error, stage=stage
+        )
+        return _refused(f"{UNREADABLE}: {error}")
 
     def used(self, input_hash: str) -> IncomingMail | None:
         """Where the e-mail an accepted input came from is (for ``after_use``).
@@ -75,13 +130,7 @@ class MailIntake:
             return None
         return IncomingMail(found.uidvalidity, found.uid, b"", False, found.received_at)
 
-    def _take(self, mail: IncomingMail) -> Evidence:
-        found = extract(
-            mail.raw,
-            trusted_authserv_ids=self._trusted_ids,
-            server_results=self._server_results,
-            dkim_keys=self._keys.lookup if self._keys is not None else None,
-        )
+    def _keep(self, mail: IncomingMail, found: Evidence) -> Evidence:
         about: dict[str, object] = {
             "uid": mail.uid,
             "message_id": found.message_id,
@@ -115,6 +164,25 @@ class MailIntake:
         )
         self._wake.set()
         return found
+
+
+def unread_reason(found: Evidence | None) -> str | None:
+    """``too_slow`` or the error class when the mail could not be read, else None."""
+    reason = found.reason if found is not None else None
+    if reason == TOO_SLOW:
+        return TOO_SLOW
+    if reason is not None and reason.startswith(f"{UNREADABLE}: "):
+        return reason.removeprefix(f"{UNREADABLE}: ")
+    return None
+
+
+def _size(mail: IncomingMail) -> int:
+    return mail.size if mail.size is not None else len(mail.raw)
+
+
+def _refused(reason: str) -> Evidence:
+    """The reading of a mail that could not be read: untrusted, nothing in it."""
+    return Evidence(None, False, reason, None, None, None, None, "")
 
 
 def _unusable(found: Evidence) -> str | None:

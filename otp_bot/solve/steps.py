@@ -43,6 +43,7 @@ from otp_bot.solve.drafts import (
 )
 from otp_bot.solve.intake import MailIntake
 from otp_bot.solve.match import Candidate, candidates, deadline, first_unused, window_start
+from otp_bot.solve.reader import MailReader
 from otp_bot.solve.respond import Outcome, Reaction, react
 from otp_bot.store.db import Store
 from otp_bot.store.drafts import DraftStore
@@ -112,6 +113,7 @@ class DraftSteps:
         after_use: AfterUse | None = None,
         hooks: WorkerHooks = NO_HOOKS,
         clock: Callable[[], datetime] = utcnow,
+        reader: MailReader | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -124,7 +126,7 @@ class DraftSteps:
         self.wake = asyncio.Event()  # set when there may be something to do
         self.records = DraftStore(store)
         self.evidence = EvidenceStore(store)
-        self._intake = MailIntake(settings, self.evidence, clock, self.wake)
+        self._intake = MailIntake(settings, self.evidence, clock, self.wake, reader)
         self._chores: set[asyncio.Task[None]] = set()  # after_use calls in flight
         self._log = log.bind(account_id=self.account_id)
         self._skew = timedelta(seconds=settings.clock_skew)

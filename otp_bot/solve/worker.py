@@ -50,7 +50,9 @@ class AccountWorker(HoldingSteps):
     """Publishes one account's drafts and solves their checkpoints from its mail.
 
     Constructed with everything it needs: ``AccountWorker(settings, store,
-    client, after_use=watcher.after_use, hooks=WorkerHooks(...), clock=...)``.
+    client, after_use=watcher.after_use, hooks=WorkerHooks(...), clock=...,
+    reader=...)`` (the daemon's ``reader`` reads mail in a child process, within a
+    budget).
     The shell reads ``hold`` (the account is held) and ``outage`` (the API is
     failing).
     """

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from otp_bot.imap.reading import read_header
+from otp_bot.mail.dkim import key_names_of
 from otp_bot.mail.extract import Evidence, extract
 from otp_bot.mail.mime import MAX_MESSAGE_BYTES
 from otp_bot.mail.parts import MAX_HEADER_BLOCK_BYTES
@@ -95,6 +96,8 @@ def inputs(sizes: tuple[int, ...] = SIZES, *, to_limit: bool = True) -> Iterator
 
 
 def read(raw: bytes) -> Evidence:
-    """What the daemon does with a message: the pre-filter, then the reading."""
+    """What the daemon does with a message: the pre-filter, the DKIM key names (read
+    in the daemon, for the DNS lookups), then the reading."""
     read_header(raw)
+    key_names_of(raw)
     return extract(raw, trusted_authserv_ids=frozenset({TRUSTED_ID}))
