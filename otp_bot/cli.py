@@ -32,6 +32,7 @@ from otp_bot.config import (
 from otp_bot.config_load import load_many
 from otp_bot.errors import ConfigError, OtpBotError, StateLocked
 from otp_bot.logs import scrub_text
+from otp_bot.terminal import json_text
 from otp_bot.vocabulary import CheckpointType
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         dkim_keys=keys.lookup if keys is not None else None,
     )
     if args.json:
-        print(json.dumps(evidence.to_dict(), ensure_ascii=False))
+        print(json_text(evidence.to_dict()))
     else:
         print(evidence.summary())
     return EXIT_OK

@@ -31,6 +31,8 @@ from urllib.parse import urlsplit
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
+from otp_bot.terminal import printable, printable_lines
+
 REDACTED = "[REDACTED]"
 # Fields whose values are codes, links or checkpoint inputs: always masked.
 MASKED_FIELDS = frozenset({"code", "input", "link", "pin"})
@@ -259,6 +261,16 @@ def redact(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDi
     return event_dict
 
 
+def terminal_safe(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    """structlog processor for console output: control and BiDi characters in text values
+    (from mail, requests) escaped; a traceback keeps its line breaks."""
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            multi_line = key in ("exception", "stack")
+            event_dict[key] = printable_lines(value) if multi_line else printable(value)
+    return event_dict
+
+
 def _shared_processors() -> list[Processor]:
     return [
         structlog.contextvars.merge_contextvars,
@@ -290,6 +302,7 @@ def configure(
         structlog.stdlib.ProcessorFormatter.remove_processors_meta,
         structlog.processors.format_exc_info,
         redact,
+        *([terminal_safe] if console else []),  # JSON escapes control characters itself
         renderer,
     ]
     formatter = structlog.stdlib.ProcessorFormatter(

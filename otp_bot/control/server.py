@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -282,12 +283,31 @@ class ControlServer:
 
 async def _json_object(request: web.Request) -> JsonDict:
     try:
-        body = json.loads(await request.read())
+        body = json.loads(await request.read(), parse_constant=_no_constant, parse_float=_finite)
+    except NonFinite:
+        raise BadRequest(400, "numbers must be finite (no NaN, Infinity or 1e999)") from None
+    except RecursionError:  # the C decoder's own depth guard: "[[[[...", far past any draft
+        raise BadRequest(400, "the body is nested too deeply") from None
     except (UnicodeDecodeError, ValueError):
         raise BadRequest(400, "the body must be a JSON object") from None
     if not isinstance(body, dict):
         raise BadRequest(400, "the body must be a JSON object")
     return body
+
+
+class NonFinite(ValueError):
+    """A JSON number Python would read as infinite or NaN."""
+
+
+def _no_constant(name: str) -> float:
+    raise NonFinite(name)  # NaN, Infinity, -Infinity: not JSON (RFC 8259), accepted by json
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999
+        raise NonFinite(text)
+    return value
 
 
 async def _json_body(request: web.Request) -> JsonDict:

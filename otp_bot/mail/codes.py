@@ -18,7 +18,11 @@ import re
 # da, nb, pl, tr, ja, zh and ko; a Latin stem takes the rest of its word along
 # ("verificação", "kodunuz"), never digits. Compounds (Bestätigungscode,
 # verificatiecode) contain a stem already.
+# The lookahead lists the first letter of every keyword below (case-folded by
+# IGNORECASE): without it each position of a long text tries every keyword in
+# turn, about 15 ms per 64 KB; with it a position that starts none fails at once.
 _KEYWORD_RE = re.compile(
+    r"(?=[ckpovbwdコ確認验驗确代인코확암])"
     r"(?:c[oó]d(?:e|igo|ice)|\bkod|\bkode|\bpin\b|\botp\b|passcode|verifi|vérifi|bestätig|"
     r"bevestig|confirm|conferma|bekräft|bekræft|bekreft|weryfik|potwierdz|doğrula|onay)"
     r"[^\W\d_]*+"

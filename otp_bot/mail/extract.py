@@ -34,6 +34,7 @@ from otp_bot.mail.trust import (
     repeated_header,
 )
 from otp_bot.mail.verification import refusal
+from otp_bot.terminal import printable
 
 # Forward prefixes in en, pt, fr, de, es, nl, it (and Outlook's "FW").
 _FORWARD_SUBJECT_RE = re.compile(r"^\s*(?:fwd?|tr|wg|rv|enc|i|doorst|vs|rif|inoltro)\s*:", re.I)
@@ -84,19 +85,21 @@ class Evidence:
         }
 
     def summary(self) -> str:
-        """A few lines for people running ``otp-bot extract FILE``."""
+        """A few lines for people running ``otp-bot extract FILE``; text from the mail is
+        escaped, so control characters cannot redraw the terminal (``otp_bot.terminal``)."""
         verdict = "trusted" if self.trusted else "NOT trusted"
+        received = self.received_at.isoformat() if self.received_at else "(unknown)"
         lines = [
-            f"from:     {self.sender or '(none)'} ({verdict})",
-            f"subject:  {self.subject or '(none)'}",
-            f"received: {self.received_at.isoformat() if self.received_at else '(unknown)'}",
-            f"code:     {self.code or '-'}",
-            f"link:     {self.link or '-'}",
+            f"from:     {printable(self.sender or '(none)')} ({verdict})",
+            f"subject:  {printable(self.subject or '(none)')}",
+            f"received: {received}",
+            f"code:     {printable(self.code or '-')}",
+            f"link:     {printable(self.link or '-')}",
         ]
         if self.reason:
-            lines.append(f"reason:   {self.reason}")
+            lines.append(f"reason:   {printable(self.reason)}")
         if self.dkim:
-            lines.append(f"dkim:     {self.dkim}")
+            lines.append(f"dkim:     {printable(self.dkim)}")
         return "\n".join(lines)
 
 

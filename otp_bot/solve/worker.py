@@ -202,4 +202,27 @@ def _checked(
     unknown = set(options or {}) - PUBLISH_OPTIONS
     if unknown:
         raise InputRejected(f"unknown publish options: {', '.join(sorted(map(str, unknown)))}")
+    _check_budget((options or {}).get("budget"))
     return CheckpointType(str(checkpoint)) if checkpoint is not None else None
+
+
+BUDGET_PERIODS = ("daily", "monthly")
+BUDGET_FIELDS = frozenset({"currency", "amount"})
+
+
+def _check_budget(budget: object) -> None:
+    """``{"daily" | "monthly": {"currency": str, "amount": positive finite number}}``, no
+    other key at either level (contract/README.md, "Publish")."""
+    if budget is None:
+        return
+    if not isinstance(budget, dict) or len(budget) != 1 or set(budget) - set(BUDGET_PERIODS):
+        raise InputRejected('budget must be {"daily": {...}} or {"monthly": {...}}')
+    ((period, amount),) = budget.items()
+    if not isinstance(amount, dict) or set(amount) != BUDGET_FIELDS:
+        raise InputRejected(f'budget.{period} must have exactly "currency" and "amount"')
+    currency, value = amount["currency"], amount["amount"]
+    if not isinstance(currency, str) or not 1 <= len(currency) <= 8 or not currency.isalpha():
+        raise InputRejected(f"budget.{period}.currency must be a currency code such as EUR")
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value <= 0:
+        raise InputRejected(f"budget.{period}.amount must be a positive finite number")
