@@ -228,6 +228,7 @@ async def test_healthz_fails_when_the_mailbox_loop_stalls(dovecot: dc.Dovecot) -
         status, body = await daemon.request("GET", "/healthz")
         assert status == 200, body
         assert body["accounts"][0]["mailbox"] == "watching"
+        assert body["watching"] == 1  # of the accounts listed
         assert "live" not in body
         status, body = await daemon.request("GET", "/healthz?live=1")
         assert (status, body["status"], body["live"]) == (200, "ok", True), body
