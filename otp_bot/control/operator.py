@@ -66,8 +66,11 @@ BodyReader = Callable[[web.Request], Awaitable[JsonDict]]
 class Operator:
     """The operator endpoints over the accounts of one control API."""
 
-    def __init__(self, accounts: Sequence[OperatedAccount], read_body: BodyReader) -> None:
-        self._accounts = list(accounts)
+    def __init__(
+        self, accounts: Callable[[], Sequence[OperatedAccount]], read_body: BodyReader
+    ) -> None:
+        # A getter, not a list: a reload (SIGHUP) changes the API's accounts.
+        self._accounts = accounts
         self._read_body = read_body  # the API's JSON object reader
 
     def routes(self) -> list[web.RouteDef]:
@@ -80,8 +83,8 @@ class Operator:
 
     def _chosen(self, account_id: object) -> list[OperatedAccount]:
         if account_id is None:
-            return list(self._accounts)
-        found = [a for a in self._accounts if a.account_id == account_id]
+            return list(self._accounts())
+        found = [a for a in self._accounts() if a.account_id == account_id]
         if not found:
             raise Refused(404, f"no account {account_id!r} on this control API")
         return found

@@ -131,7 +131,7 @@ class ControlServer:
                 web.get("/drafts/{draft_id}", self._get_draft),
                 web.get("/healthz", self._healthz),
                 web.get("/metrics", self._metrics_text),
-                *Operator(self._accounts, _json_object).routes(),
+                *Operator(lambda: self._accounts, _json_object).routes(),
             ]
         )
         if events is not None:
