@@ -38,9 +38,11 @@ dovecot:
 courier:
 	@bash .ci/install-courier.sh
 
-# Outside tools the tests use beside Dovecot (kubectl for the Kubernetes tree).
+# Outside tools the tests use beside Dovecot (kubectl for the Kubernetes tree,
+# promtool for the alert rules).
 tools:
 	@bash .ci/install-kubectl.sh
+	@bash .ci/install-promtool.sh
 
 test: venv dovecot courier tools
 	$(PY) -m pytest $(PYTEST_ARGS)

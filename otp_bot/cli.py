@@ -226,15 +226,28 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    """Prove the set-up (``daemon/check.py``): one line per check, an exit code per class."""
     import asyncio
 
-    from otp_bot.daemon.check import check
+    from otp_bot.daemon import check as checks
     from otp_bot.logs import configure
 
-    settings = _settings(args)[0]
-    configure(settings.log_format.value, "warning", settings.secrets())
-    ok = asyncio.run(check(settings, lambda line: print(scrub_text(line), flush=True)))
-    return EXIT_OK if ok else EXIT_FAILURE
+    try:
+        settings = _settings(args)[0]
+    except ConfigError as exc:
+        if not args.json:
+            raise
+        line = checks.failed("config", checks.EXIT_CONFIG, str(exc), exc.hint)
+        print(scrub_text(json.dumps(checks.report([line]))))
+        return EXIT_USAGE
+    configure(settings.log_format.value, args.log_level or "warning", settings.secrets())
+    quiet = args.json  # --json: one object at the end, nothing before it
+    lines = asyncio.run(
+        checks.check(settings, lambda line: quiet or print(scrub_text(line.text()), flush=True))
+    )
+    if args.json:
+        print(scrub_text(json.dumps(checks.report(lines))))
+    return checks.exit_code(lines)
 
 
 def _cmd_health(args: argparse.Namespace) -> int:
@@ -282,6 +295,7 @@ def _add_daemon_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
 
     check = _command(sub, "check")
     _add_env_file(check)
+    check.add_argument("--json", action="store_true", help="one JSON object on stdout")
     check.set_defaults(handler=_cmd_check)
 
     health = _command(sub, "health")

@@ -63,9 +63,16 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "check": (
         "prove the set-up without side effects",
-        "Check the configuration, the IMAP login, folder and IDLE support, and that the API\n"
-        "host answers. One line per check. Nothing is published or changed.",
-        ("otp-bot check --env-file /etc/otp-bot/acme.env",),
+        "Check the control API's address and token rules, the CA file, the state directory,\n"
+        "the API key and account (an authenticated read), the IMAP login, folder and IDLE,\n"
+        "and the mail server's clock. One line per check, a hint under each failure.\n"
+        "Nothing is published, written or changed.\n"
+        "Exit codes: 0 all passed, 2 configuration, 3 state directory, 4 postpress API,\n"
+        "5 mailbox, 6 clock (several failures: the first of these).",
+        (
+            "otp-bot check --env-file /etc/otp-bot/acme.env",
+            "otp-bot check --json --env-file acme.env | jq .checks",
+        ),
     ),
     "health": (
         "exit 0 when the running daemon is healthy",

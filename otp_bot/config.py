@@ -136,6 +136,8 @@ class ControlSettings(BaseSettings):
     control_addr: str = "127.0.0.1:8787"
     # Bearer token required by the control API (unset: no auth, loopback only).
     control_token: SecretStr | None = None
+    # Without a control token, the CLI reads the daemon's own from here.
+    state_dir: Path = Field(default_factory=_default_state_dir)
 
     @field_validator("control_addr")
     @classmethod
@@ -242,7 +244,6 @@ class Settings(ControlSettings):
     )
 
     # --- running ----------------------------------------------------------
-    state_dir: Path = Field(default_factory=_default_state_dir)
     # /healthz fails when the mailbox loop made no progress for this long.
     health_max_stale: Seconds = 1200
     log_format: LogFormat = LogFormat.AUTO

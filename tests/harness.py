@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dotenv import dotenv_values
+
 from otp_bot.control.client import ControlClient
 from tests import dovecot as dc
 
@@ -243,6 +245,11 @@ class Account:
     control_addr: str
     simulator: Simulator
 
+    @property
+    def state_dir(self) -> Path:
+        """Where the daemon keeps its state (and its control token, read by the client)."""
+        return Path(dotenv_values(self.env_file)["OTP_BOT_STATE_DIR"] or "state")
+
 
 @dataclass
 class Stack:
@@ -271,7 +278,8 @@ class Stack:
             "OTP_BOT_IMAP_USER": user,
             "OTP_BOT_IMAP_PASSWORD": password or self.dovecot.password,
             "OTP_BOT_IMAP_SECURITY": "none",
-            "OTP_BOT_STATE_DIR": str(self.root / "state"),
+            # One state directory per account: one daemon may hold each (state lock).
+            "OTP_BOT_STATE_DIR": str(self.root / f"state-{account_id}"),
             "OTP_BOT_CONTROL_ADDR": control_addr,
             "OTP_BOT_LOG_FORMAT": self.log_format,
             **SMALL_TIMEOUTS,
@@ -315,7 +323,7 @@ class Stack:
             self.root / f"daemon-{index}.log",
             child_env(),
             notify_path=self.root / f"notify-{index}",
-            client=ControlClient(accounts[0].control_addr, token),
+            client=ControlClient(accounts[0].control_addr, token, state_dir=accounts[0].state_dir),
         )
         if env_dir is not None:
             daemon.argv += ["--env-dir", str(env_dir)]

@@ -21,6 +21,7 @@ import aiohttp
 from aiohttp import web
 
 from otp_bot.config import Settings
+from otp_bot.control import token as control_token
 from otp_bot.daemon import service
 from otp_bot.daemon.notify import Notifier
 from otp_bot.sim.app import Simulator
@@ -45,7 +46,9 @@ class Running:
     messages: list[str] = field(default_factory=list)
 
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        # No OTP_BOT_CONTROL_TOKEN: the daemon's own, from its state directory.
+        token = self.token or control_token.read(self.settings[0].state_dir)
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         async with (

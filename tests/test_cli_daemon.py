@@ -1,4 +1,4 @@
-"""The daemon's CLI commands as a user runs them: publish, status, health, check."""
+"""The daemon's CLI commands as a user runs them: publish, status, health (check: test_check.py)."""
 
 from __future__ import annotations
 
@@ -225,40 +225,6 @@ def test_health_without_a_daemon(tmp_path: Path, account: Account) -> None:
     result = otp_bot("health", "--env-file", env)
     assert result.returncode == 1
     assert f"no otp-bot daemon answers on 127.0.0.1:{port}" in result.stderr
-
-
-def test_check_passes_for_a_working_account(account: Account) -> None:
-    """`otp-bot check`: config, IMAP login + folder + IDLE, API host reachable; exit 0."""
-    result = otp_bot("check", "--env-file", account.env_file)
-    assert result.returncode == 0, result.stdout + result.stderr
-    lines = result.stdout.splitlines()
-    assert [line.split()[0] for line in lines] == ["config", "mailbox", "server", "dkim", "api"]
-    assert [
-        line.split()[1] for line in lines if line.split()[0] in ("config", "mailbox", "api")
-    ] == ["ok:"] * 3
-    assert "IDLE supported" in lines[1]
-    assert "MOVE yes, UIDPLUS yes" in lines[2]
-    assert lines[3].startswith("dkim     mode server: ")
-    assert "reachable" in lines[4]
-
-
-def test_check_reports_a_refused_login(stack: Stack) -> None:
-    """A wrong IMAP password: exit 1 with "login refused", and the password never shown."""
-    result = otp_bot("check", "--env-file", stack.accounts["acc_locked"].env_file)
-    assert result.returncode == 1
-    assert "mailbox  FAILED" in result.stdout
-    assert "login refused" in result.stdout
-    assert "wrong-password" not in result.stdout + result.stderr
-
-
-def test_check_reports_an_unreachable_api_host(account: Account, tmp_path: Path) -> None:
-    """An API base URL nobody listens on: exit 1, "cannot connect" and the host:port."""
-    port = dc.free_port()
-    url = f"http://127.0.0.1:{port}/v1"
-    env = env_with(account, tmp_path / "noapi.env", "OTP_BOT_API_BASE_URL", url)
-    result = otp_bot("check", "--env-file", env)
-    assert result.returncode == 1
-    assert f"api      FAILED: 127.0.0.1:{port}: cannot connect" in result.stdout
 
 
 def test_bad_configuration_exits_2(tmp_path: Path) -> None:

@@ -206,7 +206,6 @@ async def test_metrics_count_mail_submissions_and_drafts(dovecot: dc.Dovecot) ->
         assert sample(text, "otp_bot_drafts", state="published", **account) == 1
         assert sample(text, "otp_bot_drafts", state="failed", **account) == 1
         assert sample(text, "otp_bot_drafts", state="queued", **account) == 0
-        assert sample(text, "otp_bot_emails_total", result="seen", **account) == 2
         assert sample(text, "otp_bot_emails_total", result="trusted", **account) == 1
         assert sample(text, "otp_bot_emails_total", result="rejected", **account) == 1
         submitted = sample(text, "otp_bot_checkpoint_submissions_total", result="published",
@@ -214,9 +213,15 @@ async def test_metrics_count_mail_submissions_and_drafts(dovecot: dc.Dovecot) ->
         assert submitted == 1
         assert sample(text, "otp_bot_api_errors_total", type="errors/resource_not_found",
                       **account) == 1  # fmt: skip
-        assert sample(text, "otp_bot_email_to_submit_seconds_count", **account) == 1
+        assert sample(text, "otp_bot_email_to_submit_seconds_count", input="code",
+                      **account) == 1  # fmt: skip
+        assert sample(text, "otp_bot_drafts_finished_total", outcome="published", error="",
+                      **account) == 1  # fmt: skip
+        assert sample(text, "otp_bot_drafts_finished_total", outcome="failed",
+                      error="errors/resource_not_found", **account) == 1  # fmt: skip
         assert sample(text, "otp_bot_account_up", **account) == 1
-        assert (sample(text, "otp_bot_mailbox_last_progress_timestamp", **account) or 0) > 0
+        last = sample(text, "otp_bot_mailbox_last_progress_timestamp_seconds", **account)
+        assert (last or 0) > 0
 
 
 async def test_healthz_fails_when_the_mailbox_loop_stalls(dovecot: dc.Dovecot) -> None:

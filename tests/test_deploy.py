@@ -277,7 +277,7 @@ def test_daemon_runs_as_the_unit_starts_it(tmp_path: Path) -> None:
             tmp_path / "daemon.log",
             env,
             notify_path=tmp_path / "notify",
-            client=ControlClient(account.control_addr),
+            client=ControlClient(account.control_addr, state_dir=tmp_path / "state"),
         )
         stack.daemons.append(daemon)
         daemon.start_ready()
@@ -417,7 +417,7 @@ def test_daemon_runs_with_a_read_only_root(tmp_path: Path) -> None:
             tmp_path / "daemon.log",
             env,
             notify_path=tmp_path / "notify",
-            client=ControlClient(account.control_addr),
+            client=ControlClient(account.control_addr, state_dir=volume),
         )
         daemon.argv = read_only_root(volume, daemon.argv)
         stack.daemons.append(daemon)

@@ -762,13 +762,13 @@ async def test_hooks_hear_results_errors_and_each_inputs_latency(
     shift = timedelta(0)
     results: list[str] = []
     errors: list[str] = []
-    latencies: list[float] = []
+    latencies: list[tuple[str, float]] = []
     h = make()
     hooks = WorkerHooks(
         changed=h._on_change,
         api_error=errors.append,
         submitted=results.append,
-        latency=latencies.append,
+        latency=lambda form, seconds: latencies.append((form, seconds)),
     )
     h.worker = AccountWorker(
         h.settings, h.store, h.client, hooks=hooks, clock=lambda: datetime.now(UTC) + shift
@@ -786,4 +786,6 @@ async def test_hooks_hear_results_errors_and_each_inputs_latency(
     assert (await h.reaches("D-lat", State.PUBLISHED, State.FAILED)).state is State.PUBLISHED
     assert (results, errors) == (["published"], ["errors/resource_not_found"])
     assert len(latencies) == 1
-    assert 42 <= latencies[0] < 42 + WAIT
+    form, seconds = latencies[0]
+    assert form in ("code", "pin", "link")
+    assert 42 <= seconds < 42 + WAIT

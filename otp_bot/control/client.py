@@ -10,10 +10,12 @@ import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from otp_bot.config import ControlSettings, split_host_port
+from otp_bot.control import token as control_token
 from otp_bot.errors import OtpBotError
 
 # The daemon answers from memory; a slow answer means it is stuck.
@@ -34,18 +36,33 @@ class Reply:
 class ControlClient:
     """Calls one daemon's control API."""
 
-    def __init__(self, addr: str, token: str | None = None, timeout: float = TIMEOUT) -> None:
+    def __init__(
+        self,
+        addr: str,
+        token: str | None = None,
+        timeout: float = TIMEOUT,
+        *,
+        state_dir: Path | None = None,
+    ) -> None:
+        """``token``: OTP_BOT_CONTROL_TOKEN; else the daemon's own, read from
+        ``state_dir`` at each call (the daemon writes it when it starts)."""
         host, port = split_host_port(addr)
         host = _WILDCARDS.get(host, host)
         self.where = f"{host}:{port}"
         self._base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         self._token = token
+        self._state_dir = state_dir
         self._timeout = timeout
 
     @classmethod
     def from_settings(cls, settings: ControlSettings) -> ControlClient:
         token = settings.control_token.get_secret_value() if settings.control_token else None
-        return cls(settings.control_addr, token)
+        return cls(settings.control_addr, token, state_dir=settings.state_dir)
+
+    def _bearer(self) -> str | None:
+        if self._token or self._state_dir is None:
+            return self._token
+        return control_token.read(self._state_dir)
 
     def call(self, method: str, path: str, body: Any = None) -> Reply:
         """One request; any HTTP status is a ``Reply``, no answer is ``ControlError``."""
@@ -54,8 +71,9 @@ class ControlClient:
         request.add_header("Accept", "application/json")
         if data is not None:
             request.add_header("Content-Type", "application/json")
-        if self._token:
-            request.add_header("Authorization", f"Bearer {self._token}")
+        bearer = self._bearer()
+        if bearer:
+            request.add_header("Authorization", f"Bearer {bearer}")
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
                 return Reply(response.status, _decode(response.read()))
@@ -75,10 +93,21 @@ class ControlClient:
             self._refused(reply)
         return reply.body
 
-    @staticmethod
-    def _refused(reply: Reply) -> None:
+    def _refused(self, reply: Reply) -> None:
         message = reply.body.get("error") if isinstance(reply.body, dict) else None
-        raise ControlError(f"the daemon refused: {message or f'HTTP {reply.status}'}")
+        raise ControlError(
+            f"the daemon refused: {message or f'HTTP {reply.status}'}",
+            hint=self._token_hint() if reply.status == 401 else "",
+        )
+
+    def _token_hint(self) -> str:
+        if self._token:
+            return "OTP_BOT_CONTROL_TOKEN differs from the running daemon's"
+        where = self._state_dir / control_token.TOKEN_FILE if self._state_dir else "its state dir"
+        return (
+            f"the daemon keeps its token in {where}: run as a user who can read it, with "
+            "OTP_BOT_STATE_DIR set as the daemon has it (or set OTP_BOT_CONTROL_TOKEN)"
+        )
 
     def publish(
         self,

@@ -13,10 +13,13 @@
 One server per distinct ``OTP_BOT_CONTROL_ADDR``; the accounts sharing an
 address share its server. With ``OTP_BOT_CONTROL_TOKEN`` every request needs
 ``Authorization: Bearer <token>``; a non-loopback address without a token is
-refused at startup.
+refused at startup. Without it, the daemon's own token (``control/token.py``)
+guards every endpoint but ``/healthz`` and ``/metrics`` (readable for probes
+and scrapers on this host), and ``control/guard.py`` refuses what a browser
+page of another site could send.
 
-(Over 250 lines: one aiohttp app, its middlewares (errors, auth) and its
-handlers; the operator controls are in ``control.operator``.)
+(Over 250 lines: one aiohttp app, its middlewares (errors, same origin, auth)
+and its handlers; the operator controls are in ``control.operator``.)
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from aiohttp import web
 
 from otp_bot.config import is_loopback, split_host_port
 from otp_bot.control.events import EventSource, EventStream
+from otp_bot.control.guard import foreign, is_json
 from otp_bot.control.operator import OperatedAccount, Operator, Refused, list_filters
 from otp_bot.errors import ConfigError, InputRejected
 from otp_bot.postpress.wire import PUBLISH_OPTIONS
@@ -41,6 +45,9 @@ log = structlog.get_logger(__name__)
 _BODY_KEYS = frozenset(
     {"draft_id", "options", "checkpoint", "account_id", "retry", *PUBLISH_OPTIONS}
 )
+# Readable on this host without the daemon's own token (probes, scrapers); they
+# carry no draft and act on nothing.
+OPEN_WITHOUT_TOKEN = frozenset({"/healthz", "/metrics"})
 # A draft request is a few hundred bytes; anything near this is not one.
 MAX_BODY_BYTES = 64 * 1024
 # An idle keep-alive connection must not hold shutdown up (SIGTERM: 3 s in all).
@@ -110,19 +117,25 @@ class ControlServer:
         metrics: MetricsPage,
         *,
         token: str | None = None,
+        generated: bool = False,
         before_metrics: Callable[[], None] = lambda: None,
         events: EventSource | None = None,
     ) -> None:
+        """``token``: required on every request; ``generated``: it is the daemon's own
+        token, not asked of ``OPEN_WITHOUT_TOKEN``, and the same-origin rules apply."""
         check_bind(addr, token)
         self.host, self.port = split_host_port(addr)
         self._accounts = list(accounts)
         self._metrics = metrics
         self.token_text = token or None  # to tell whether a reload changed it
         self._token = token.encode() if token else None
+        self.generated = generated
+        self._explicit = bool(token) and not generated
         self._before_metrics = before_metrics
         self._runner: web.AppRunner | None = None
         self.app = web.Application(
-            client_max_size=MAX_BODY_BYTES, middlewares=[self._errors, self._auth]
+            client_max_size=MAX_BODY_BYTES,
+            middlewares=[self._errors, self._same_origin, self._auth],
         )
         self.app.add_routes(
             [
@@ -178,8 +191,21 @@ class ControlServer:
             return _error(exc.status, exc.reason)
 
     @web.middleware
+    async def _same_origin(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        reason = None if self._explicit else foreign(request.headers, self.host, self.port)
+        if reason is None and request.method == "POST" and not is_json(request.content_type):
+            reason = "the body must be sent as Content-Type: application/json"
+        if reason is not None:
+            log.warning("control_refused", path=request.path, remote=request.remote, reason=reason)
+            status = 415 if reason.startswith("the body") else 403
+            return _error(status, reason)
+        return await handler(request)
+
+    @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self._token is not None:
+        # The daemon's own token guards everything but the probes and the scrapes.
+        guarded = self._explicit or request.path not in OPEN_WITHOUT_TOKEN
+        if self._token is not None and guarded:
             scheme, _, supplied = request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(
                 supplied.strip().encode(), self._token

@@ -4,9 +4,9 @@
 each with everything it needs passed to its constructor, and answers the
 control API (drafts as JSON, health). Metrics arrive through hooks: the
 client's ``on_retry`` (each retried API error), the worker's ``WorkerHooks``
-(draft changes, API errors, submission results, e-mail -> submit latency per
-input), the watcher's ``WatcherLinks`` and its mail handler (e-mails seen,
-trusted, rejected).
+(draft changes and drafts finished, API errors, submission results, e-mail ->
+submit latency per input form), the watcher's ``WatcherLinks`` and its mail
+handler (e-mails trusted or rejected).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from otp_bot.daemon.operations import Operations
 from otp_bot.imap.watcher import IncomingMail, MailboxWatcher, WatcherState
 from otp_bot.mail.extract import Evidence
 from otp_bot.postpress.client import PostpressClient, SharedSessions
-from otp_bot.solve.drafts import Draft, State
+from otp_bot.solve.drafts import TERMINAL, Draft, State
 from otp_bot.solve.intake import unread_reason
 from otp_bot.solve.reader import MailReader
 from otp_bot.solve.steps import WorkerHooks
@@ -90,7 +90,6 @@ class Account(Operations):
             log.exception("mail_metrics_failed", account_id=self.account_id, uid=mail.uid)
 
     def _count_mail(self, evidence: Evidence | None) -> None:
-        self.metrics.email(self.account_id, "seen")
         problem = unread_reason(evidence)
         if problem is not None:
             self.metrics.unreadable(self.account_id, problem)
@@ -124,6 +123,8 @@ class Account(Operations):
         self._changed()
         if draft.state is State.AWAITING_CODE:
             self.watcher.nudge()  # from a long IDLE to probing every few seconds
+        if draft.state in TERMINAL:  # reached once per attempt (a retry re-queues it)
+            self.metrics.draft_finished(self.account_id, draft.state.value, draft.error)
 
     def awaiting_code(self) -> bool:
         return self.counts().get(State.AWAITING_CODE.value, 0) > 0

@@ -34,6 +34,7 @@ from typing import Any
 import structlog
 
 from otp_bot.config import Settings
+from otp_bot.control import token as control_token
 from otp_bot.control.server import ControlServer
 from otp_bot.daemon.account import Account
 from otp_bot.daemon.feed import EventFeed
@@ -145,24 +146,40 @@ class Fleet:
                 self._stores[config.state_db] = Store(config.state_db)
 
     async def _new_servers(self, settings: Sequence[Settings]) -> None:
+        by_addr: dict[str, list[Settings]] = defaultdict(list)
         for config in settings:
-            token = config.control_token.get_secret_value() if config.control_token else None
-            server = self._servers.get(config.control_addr)
+            by_addr[config.control_addr].append(config)
+        for addr, group in by_addr.items():
+            explicit = group[0].control_token
+            server = self._servers.get(addr)
+            # Without OTP_BOT_CONTROL_TOKEN the daemon's own token guards the API, kept
+            # (0600) in each state directory of the address for the CLI to read; a
+            # reload keeps the token the running server has.
+            token = (
+                explicit.get_secret_value()
+                if explicit
+                else control_token.ensure(
+                    (c.state_dir for c in group),
+                    keep=server.token_text if server and server.generated else None,
+                )
+            )
+            register_secrets([token])
             if server is not None and server.token_text == token:
                 continue
             if server is not None:  # the token changed: listen anew
                 await server.stop()
-            feed = self._feeds.setdefault(config.control_addr, EventFeed([]))
+            feed = self._feeds.setdefault(addr, EventFeed([]))
             server = ControlServer(
-                config.control_addr,
+                addr,
                 [],
                 self._metrics,
                 token=token,
+                generated=explicit is None,
                 before_metrics=functools.partial(_refresh_metrics, self),
                 events=feed,
             )
             await server.start()
-            self._servers[config.control_addr] = server
+            self._servers[addr] = server
 
     async def _retire(self, account_ids: Sequence[str]) -> None:
         """Stop these accounts' workers after their current step; close their clients."""

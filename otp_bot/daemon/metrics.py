@@ -2,32 +2,58 @@
 
 A per-process ``CollectorRegistry`` (not prometheus-client's global one), so
 several accounts share one set of metrics told apart by the ``account`` label,
-and tests build as many as they like.
+and tests build as many as they like. Prometheus conventions: counters end in
+``_total``, durations in ``_seconds``, Unix times in ``_timestamp_seconds``;
+no ``_created`` series; the label values of one metric never overlap, so
+``sum()`` over a label counts each event once.
 
-    otp_bot_emails_total{account,result}                 seen | trusted | rejected
+    otp_bot_emails_total{account,result}                 trusted | rejected
     otp_bot_mail_unreadable_total{account,error}         error class | too_slow
     otp_bot_checkpoint_submissions_total{account,result} published | checkpoint |
                                                          invalid | expired | error
     otp_bot_drafts{account,state}                        drafts per state (gauge)
+    otp_bot_drafts_finished_total{account,outcome,error} published | failed | cancelled,
+                                                         and the error type of a failure
     otp_bot_api_errors_total{account,type}               errors/... type of each API error
-    otp_bot_email_to_submit_seconds{account}             mail seen -> input submitted
-    otp_bot_mailbox_last_progress_timestamp{account}     Unix time of the last loop progress
+    otp_bot_email_to_submit_seconds{account,input}       mail seen -> input submitted,
+                                                         per input form: code | link | pin
+    otp_bot_mailbox_last_progress_timestamp_seconds{account}
+                                                         Unix time of the last loop progress
     otp_bot_account_up{account}                          1 healthy, 0 not
     otp_bot_mailbox_lag_seconds{account}                 mail arrival -> seen by the bot
     otp_bot_mailbox_after_use_failures_total{account,action}  failed after-use attempts
     otp_bot_account_held{account}                        1 while the account is held
     otp_bot_api_reachable{account}                       0 while the API fails past retries
     otp_bot_webhook_deliveries_total{account,result}     delivered | failed (attempts)
+    otp_bot_build_info{version,python}                   always 1
+    process_*, python_info                               prometheus-client's own collectors
 """
 
 from __future__ import annotations
 
+import platform
+import re
 from collections.abc import Iterable, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import prometheus_client
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from otp_bot import __version__
+from otp_bot.errors import ERROR_TYPES
 from otp_bot.solve.drafts import TERMINAL, State
+
+# `_created` series double the number of counter series and mean nothing to
+# the queries here (process-wide switch of prometheus-client).
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # The user-visible draft states, always exported (0 included) so that
 # dashboards see a series before the first draft reaches a state; the ones
@@ -36,8 +62,23 @@ DRAFT_STATES = tuple(state.value for state in sorted(State, key=lambda s: s in T
 # Dovecot announces mail ~0.5 s after arrival; real providers take seconds to
 # a minute. The buckets span that range.
 LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+INPUT_FORMS = ("code", "link", "pin")
+# A finished draft's error becomes a label: the API's known types and otp-bot's
+# own reasons (short identifiers) as they are, anything else one bucket, so
+# the API cannot grow the number of series.
+_KNOWN_API_ERRORS = frozenset(f"errors/{name}" for name in ERROR_TYPES)
+_OWN_REASON = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def error_label(error: str | None) -> str:
+    """A bounded label value for a draft's error ("" when there is none)."""
+    if not error:
+        return ""
+    if error in _KNOWN_API_ERRORS or _OWN_REASON.fullmatch(error):
+        return error
+    return "errors/other" if error.startswith("errors/") else "other"
 
 
 class Metrics:
@@ -47,10 +88,12 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
         labels = ["account"]
         self.emails = Counter(
             "otp_bot_emails",
-            "E-mails looked at, by result (seen, then trusted or rejected).",
+            "E-mails looked at, by verdict (trusted or rejected).",
             [*labels, "result"],
             registry=self.registry,
         )
@@ -69,21 +112,27 @@ class Metrics:
         self.drafts = Gauge(
             "otp_bot_drafts", "Drafts in each state.", [*labels, "state"], registry=self.registry
         )
+        self.finished = Counter(
+            "otp_bot_drafts_finished",
+            "Drafts that reached a final state, by outcome and error type.",
+            [*labels, "outcome", "error"],
+            registry=self.registry,
+        )
         self.api_errors = Counter(
             "otp_bot_api_errors",
-            "Error answers from postpress, by errors/... type.",
+            "Error answers from postpress, by errors/... type (retried attempts included).",
             [*labels, "type"],
             registry=self.registry,
         )
         self.email_to_submit = Histogram(
             "otp_bot_email_to_submit_seconds",
-            "Time from an e-mail being seen to its input being submitted.",
-            labels,
+            "Time from an e-mail being seen to its input being submitted, per input form.",
+            [*labels, "input"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.last_progress = Gauge(
-            "otp_bot_mailbox_last_progress_timestamp",
+            "otp_bot_mailbox_last_progress_timestamp_seconds",
             "Unix time of the mailbox loop's last progress.",
             labels,
             registry=self.registry,
@@ -126,6 +175,13 @@ class Metrics:
             [*labels, "result"],
             registry=self.registry,
         )
+        build = Gauge(
+            "otp_bot_build_info",
+            "The running otp-bot's version (the value is always 1).",
+            ["version", "python"],
+            registry=self.registry,
+        )
+        build.labels(version=__version__, python=platform.python_version()).set(1)
 
     def set_held(self, account: str, *, held: bool) -> None:
         self.account_held.labels(account=account).set(1 if held else 0)
@@ -148,8 +204,12 @@ class Metrics:
     def api_error(self, account: str, error_type: str) -> None:
         self.api_errors.labels(account=account, type=error_type).inc()
 
-    def latency(self, account: str, seconds: float) -> None:
-        self.email_to_submit.labels(account=account).observe(max(0.0, seconds))
+    def draft_finished(self, account: str, outcome: str, error: str | None) -> None:
+        self.finished.labels(account=account, outcome=outcome, error=error_label(error)).inc()
+
+    def latency(self, account: str, input_form: str, seconds: float) -> None:
+        form = input_form if input_form in INPUT_FORMS else "code"
+        self.email_to_submit.labels(account=account, input=form).observe(max(0.0, seconds))
 
     def mail_lag(self, account: str, seconds: float) -> None:
         self.mailbox_lag.labels(account=account).observe(max(0.0, seconds))

@@ -67,3 +67,23 @@ def _read_pid(fd: int) -> int | None:
     except OSError:
         return None
     return int(text) if text.isdigit() else None
+
+
+def holder(directory: Path) -> str | None:
+    """Who holds the lock of ``directory`` ("PID 123"), or None when nobody does.
+
+    Looks without writing: the lock file is opened read-only (never created),
+    and a lock taken to test it is dropped at once.
+    """
+    try:
+        fd = os.open(directory / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None  # no lock file (or none we may read): nobody holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = _read_pid(fd)
+        return f"PID {pid}" if pid else "another process"
+    finally:
+        os.close(fd)  # closing also drops the test lock
+    return None

@@ -1,14 +1,17 @@
 """``otp-bot check``'s look at the mailbox: what the server offers, with no side effect.
 
 It logs in, reads the post-login capabilities and the namespace, selects the
-folder (as the daemon does; no message changes) and looks the move folder up
-with LIST. It creates nothing, flags nothing and moves nothing.
+folder (as the daemon does; no message changes), looks the move folder up
+with LIST and reads the newest message's arrival and the server's clock
+(FETCH INTERNALDATE, SEARCH YOUNGER). It creates nothing, flags nothing and
+moves nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime
 
 from otp_bot.config import MailAction, Settings
 from otp_bot.imap import actions
@@ -30,6 +33,10 @@ class MailboxReport:
     after_use: MailAction  # what the configured action really does on this server
     move_folder: str | None  # the server's name of the move target (action move only)
     move_folder_exists: bool | None
+    # INTERNALDATE of the newest message (None: empty folder) ...
+    newest_arrival: datetime | None = None
+    # ... and the server's clock minus ours, by SEARCH YOUNGER (None: not measured).
+    clock_offset: float | None = None
 
 
 async def check_mailbox(settings: Settings) -> MailboxReport:
@@ -47,6 +54,7 @@ async def check_mailbox(settings: Settings) -> MailboxReport:
                 target = folder_name(settings.mail_move_folder, server.namespace)
                 with translated("list"):
                     exists = actions.folder_exists(session.client, target)
+            arrival, offset = _clock(session)
             return MailboxReport(
                 idle_supported=server.idle,
                 uidvalidity=folder.uidvalidity,
@@ -57,6 +65,8 @@ async def check_mailbox(settings: Settings) -> MailboxReport:
                 after_use=actions.effective(wanted, server),
                 move_folder=target,
                 move_folder_exists=exists,
+                newest_arrival=arrival,
+                clock_offset=offset,
             )
         finally:
             session.close()
@@ -94,3 +104,12 @@ async def last_linkedin_mail(settings: Settings) -> bytes | None:
             session.close()
 
     return await asyncio.to_thread(look)
+
+
+def _clock(session: Session) -> tuple[datetime | None, float | None]:
+    """The newest message's arrival and the server's clock against ours (``imap/clock.py``)."""
+    newest = [(uid, date) for uid, date in session.newest(1) if date is not None]
+    if not newest:
+        return None, None
+    uid, arrival = newest[-1]
+    return arrival, session.clock_offset(uid, arrival)

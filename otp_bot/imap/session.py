@@ -25,6 +25,7 @@ from otp_bot.imap import actions
 from otp_bot.imap import server as info
 from otp_bot.imap import wire as fetch
 from otp_bot.imap.auth import TokenSource
+from otp_bot.imap.clock import server_offset
 from otp_bot.imap.learn import learn
 from otp_bot.imap.login import connect, login
 from otp_bot.imap.server import ServerInfo
@@ -128,6 +129,13 @@ class Session:
             if typ != "OK":
                 raise MailboxError(f"fetch refused: {data!r}")
         return [(item.uid, item.internal_date) for item in fetch.parse(data)]
+
+    def clock_offset(self, uid: int, arrival: datetime) -> float | None:
+        """The server's clock minus ours in seconds, read by SEARCH (None: no WITHIN)."""
+        if "WITHIN" not in self.state.server.capabilities:
+            return None
+        with translated("search younger"):
+            return server_offset(self.client, uid, arrival)
 
     def headers(self, uids: list[int]) -> list[fetch.Item]:
         with translated("fetch headers"):

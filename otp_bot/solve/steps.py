@@ -81,8 +81,9 @@ class WorkerHooks:
     api_error: Callable[[str], None] = _ignore
     # A submitted input's answer: published, checkpoint, invalid, expired or error.
     submitted: Callable[[str], None] = _ignore
-    # Seconds from this input's e-mail being seen to the input being sent.
-    latency: Callable[[float], None] = _ignore
+    # The input's form (code, link, pin) and the seconds from its e-mail being
+    # seen to the input being sent.
+    latency: Callable[[str, float], None] = _ignore
 
 
 NO_HOOKS = WorkerHooks()
@@ -217,7 +218,8 @@ class DraftSteps:
             self._commit(draft, event, use=chosen)
             seen = self.evidence.stored_at(self.account_id, chosen.evidence_id)
             if seen is not None:  # e-mail -> submit, for this very input
-                self._report(self._hooks.latency, max(0.0, (now - seen).total_seconds()))
+                seconds = max(0.0, (now - seen).total_seconds())
+                self._report(self._hooks.latency, chosen.form.value, seconds)
             return 0
         due = deadline(since, self._timeout)
         if now < due:
