@@ -20,6 +20,7 @@ import re
 
 # LinkedIn's HTML bodies are under 100 KB; flattening costs time in proportion.
 MAX_HTML_CHARS = 128 * 1024
+MAX_TEXT_CHARS = 64 * 1024
 
 _BLOCK_NAMES = [
     *("address", "article", "aside", "blockquote", "br", "center", "dd", "div", "dl", "dt"),
@@ -63,7 +64,10 @@ def flatten_html(markup: str) -> tuple[str, list[str]]:
     """Return (visible text with block breaks as newlines, hrefs of links in order)."""
     markup = _drop_raw_text(_drop_comments(markup[:MAX_HTML_CHARS]))
     hrefs = [html.unescape(a or b or c).strip() for a, b, c in _HREF_RE.findall(markup)]
-    text = _TAG_RE.sub("", _BLOCK_RE.sub("\n", markup))
+    # Only the first MAX_TEXT_CHARS of text are unescaped and tidied: the reader
+    # searches no further (extract's text budget), and a flood of entities costs
+    # a Python call each in html.unescape.
+    text = _TAG_RE.sub("", _BLOCK_RE.sub("\n", markup))[:MAX_TEXT_CHARS]
     return tidy_text(html.unescape(text)), hrefs
 
 
