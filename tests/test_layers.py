@@ -57,3 +57,18 @@ def test_long_modules_say_why() -> None:
             if not SAYS_WHY.search(doc):
                 unexplained.append(str(path.relative_to(ROOT)))
     assert unexplained == [], "split these, or say in the docstring why they are long"
+
+
+# Documents that are not in the repository: the code cites docs/ pages instead.
+OUTSIDE = re.compile(r"\bdesign\.md\b|\bcontract/")
+
+
+def test_code_cites_only_pages_in_the_repository() -> None:
+    """No comment or docstring sends the reader to design.md or contract/ (not shipped)."""
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted((ROOT / "otp_bot").rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if OUTSIDE.search(line)
+    ]
+    assert found == [], "cite docs/contract.md, docs/lifecycle.md or docs/trust.md"

@@ -1,4 +1,4 @@
-"""Which of LinkedIn's mails are its own verification mail (design.md, "Trusting an e-mail").
+"""Which of LinkedIn's mails are its own verification mail (docs/trust.md).
 
 Authentic is not enough: LinkedIn signs mail that carries text its members
 wrote (messages, InMail, invitations, applications, comments, group posts,

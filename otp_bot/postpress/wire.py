@@ -75,7 +75,7 @@ Answer = Published | Checkpoint
 PUBLISH_OPTIONS = frozenset(field.name for field in fields(PublishOptions))
 
 # A source whose status is this works; anything else (CREDENTIALS, ERROR,
-# STOPPED, CONNECTING, ...) needs attention (contract/README.md, "Account").
+# STOPPED, CONNECTING, ...) needs attention (docs/contract.md, "Account").
 SOURCE_OK = "OK"
 # An account lists a handful of sources; more are cut, not trusted.
 _MAX_SOURCES = 20
