@@ -212,7 +212,7 @@ BUDGET_FIELDS = frozenset({"currency", "amount"})
 
 def _check_budget(budget: object) -> None:
     """``{"daily" | "monthly": {"currency": str, "amount": positive finite number}}``, no
-    other key at either level (contract/README.md, "Publish")."""
+    other key at either level (docs/contract.md, "Publish")."""
     if budget is None:
         return
     if not isinstance(budget, dict) or len(budget) != 1 or set(budget) - set(BUDGET_PERIODS):
