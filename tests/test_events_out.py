@@ -135,7 +135,7 @@ async def test_webhook_and_sse_carry_every_state_change(
     hook, url = receiver
     hook.refuse = 2
     async with running(dovecot, {"acc_hook": webhook(url)}) as daemon:
-        stream = asyncio.create_task(read_sse(daemon.base_url, "?after=0", 5))
+        stream = asyncio.create_task(read_sse(daemon.base_url, "?after=0", 5, daemon.headers()))
         await daemon.request("POST", "/drafts", {"draft_id": "d-hook"})
         await daemon.wait_state("d-hook", "published")
         await hook.until("5 events", lambda h: len(h.events()) == len(OTP_PATH))
@@ -165,10 +165,15 @@ async def test_a_redirect_is_a_failed_delivery(
     assert hook.events()[0]["event"] == "added"
 
 
-async def read_sse(base_url: str, query: str, count: int) -> list[tuple[str, dict[str, Any]]]:
-    """The first ``count`` messages of GET /events (id, data)."""
+async def read_sse(
+    base_url: str, query: str, count: int, headers: dict[str, str]
+) -> list[tuple[str, dict[str, Any]]]:
+    """The first ``count`` messages of GET /events (id, data), with the daemon's token."""
     out: list[tuple[str, dict[str, Any]]] = []
-    async with aiohttp.ClientSession() as http, http.get(base_url + "/events" + query) as reply:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(base_url + "/events" + query, headers=headers) as reply,
+    ):
         assert reply.headers["Content-Type"].startswith("text/event-stream")
         message: dict[str, str] = {}
         async for raw in reply.content:

@@ -9,9 +9,9 @@ and read the answers (DNS rebinding). Unless an explicit
   every POST; the CLI and curl never do), or ``Sec-Fetch-Site`` other than
   ``none`` or ``same-origin`` (``same-site`` includes other ports of
   localhost);
-- its ``Host`` is not the bind address or ``localhost`` (with the bind port);
+- its ``Host`` names neither the bind address nor ``localhost``;
 
-and, always, a POST whose body is not declared ``application/json`` (an HTML
+and, always, a POST with a body not declared ``application/json`` (an HTML
 form cannot send that type without a CORS preflight).
 """
 
@@ -35,11 +35,13 @@ def foreign(headers: Mapping[str, str], bind_host: str, bind_port: int) -> str |
     return None
 
 
-def host_allowed(host_header: str, bind_host: str, bind_port: int) -> bool:
-    """``127.0.0.1:8787``, ``localhost:8787``, ``[::1]:8787`` (bound to ::1); port optional."""
-    host, port = split_host_header(host_header.strip())
-    if port is not None and port != bind_port:
-        return False
+def host_allowed(host_header: str, bind_host: str, _bind_port: int) -> bool:
+    """``127.0.0.1:8787``, ``localhost:8787``, ``[::1]:8787`` (bound to ::1).
+
+    The name is what DNS rebinding changes; the port is not compared, since a
+    forwarded port (``docker run -p 9000:8787``) arrives as ``localhost:9000``.
+    """
+    host, _port = split_host_header(host_header.strip())
     return host.lower() in {bind_host.lower(), "localhost"}
 
 

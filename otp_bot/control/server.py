@@ -193,7 +193,8 @@ class ControlServer:
     @web.middleware
     async def _same_origin(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         reason = None if self._explicit else foreign(request.headers, self.host, self.port)
-        if reason is None and request.method == "POST" and not is_json(request.content_type):
+        posted = request.method == "POST" and request.body_exists
+        if reason is None and posted and not is_json(request.content_type):
             reason = "the body must be sent as Content-Type: application/json"
         if reason is not None:
             log.warning("control_refused", path=request.path, remote=request.remote, reason=reason)
