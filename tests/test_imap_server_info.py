@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -56,13 +54,14 @@ def test_personal_namespace_absent_or_unreadable(answer: bytes) -> None:
     assert personal_namespace([None]) is None
 
 
-def test_hostile_namespace_answer_is_read_in_linear_time() -> None:
-    """Backslashes and quotes by the megabyte cost milliseconds, not minutes."""
+def test_hostile_namespace_answer_is_refused() -> None:
+    """Backslashes, quotes and parentheses by the megabyte read as no namespace, no delimiter.
+
+    (Their cost is linear by construction; a quadratic reading would hit the test timeout.)
+    """
     for evil in (b'(("' + b"\\" * 1_000_000, b'(("' + b'\\"' * 500_000, b"(" * 1_000_000):
-        started = time.perf_counter()
-        personal_namespace([evil])
-        list_delimiter([evil])
-        assert time.perf_counter() - started < 1.0
+        assert personal_namespace([evil]) is None
+        assert list_delimiter([evil]) is None
 
 
 def test_list_delimiter() -> None:
