@@ -64,7 +64,12 @@ def test_two_accounts_on_one_mailbox_each_submit_only_their_own_code(stack: Stac
     addr = f"127.0.0.1:{dc.free_port()}"
     sims = {
         name: stack.add_account(
-            f"acc_{name}", USER, control_addr=addr, OTP_BOT_MAIL_RECIPIENTS=f"{name}@team.example"
+            f"acc_{name}",
+            USER,
+            control_addr=addr,
+            OTP_BOT_MAIL_RECIPIENTS=f"{name}@team.example",
+            # One state database: one mailbox connection serves both accounts.
+            OTP_BOT_STATE_DIR=str(stack.root / "state-shared"),
         ).simulator
         for name in ("a", "b")
     }

@@ -76,7 +76,11 @@ async def events_of(daemon: Running, draft_id: str) -> list[dict[str, Any]]:
     """The published draft's history as GET /events replays it (?after=0), up to publication."""
     found: list[dict[str, Any]] = []
     url = daemon.base_url + "/events?after=0"
-    async with aiohttp.ClientSession() as http, http.get(url) as reply, asyncio.timeout(10):
+    async with (
+        aiohttp.ClientSession(headers=daemon.headers()) as http,  # the daemon's own token
+        http.get(url) as reply,
+        asyncio.timeout(10),
+    ):
         async for raw in reply.content:
             line = raw.decode()
             if not line.startswith("data: "):
