@@ -195,6 +195,8 @@ def test_sighup_adds_removes_and_changes_accounts_mid_flight(stack: Stack) -> No
     (accounts / "bad.env").unlink()
     second = hup(daemon, 2)
     assert (second["added"], second["changed"], second["kept"]) == (["acc_c"], ["acc_b"], ["acc_a"])
+    # The operator endpoints follow the reload too (acc_b is known; nothing of it failed).
+    assert daemon.client.retry_failed(account_id="acc_b")["count"] == 0
     b.simulator.script("b-2", checkpoints=["OTP"])
     daemon.client.publish("b-2", account_id="acc_b")
     final = {"c-done": "published", "c-fail": "failed", "c-wait": "published",

@@ -152,7 +152,7 @@ class ControlServer:
 
     def set_accounts(self, accounts: Sequence[ControlledAccount]) -> None:
         """Answer for these accounts from now on (a reload added or removed some)."""
-        self._accounts = list(accounts)
+        self._accounts[:] = accounts  # in place: the operator routes hold this list
 
     async def start(self) -> None:
         """Listen on the control address (ConfigError when it is taken)."""
