@@ -202,6 +202,9 @@ def _start(stack: Stack, schedule: Schedule, keys: Keys) -> Daemon:
             OTP_BOT_CONTROL_TOKEN=keys.control_token,
             # Always set: it routes the shared pair's mail, and changes nothing alone.
             OTP_BOT_MAIL_RECIPIENTS=f"li-{account_id}@example.test",
+            # One daemon, one state directory (the probe scans it): the shared pair
+            # then shares one mailbox watcher as well.
+            OTP_BOT_STATE_DIR=str(stack.root / "state"),
             **DAEMON_SETTINGS,
         )
         for draft_id, script in schedule.scripts_of(account_id):

@@ -146,7 +146,7 @@ def test_sighup_adds_removes_and_changes_accounts_mid_flight(stack: Stack) -> No
     stack.dovecot.cleanup()  # this test needs a second mailbox
     stack.start_dovecot([USER, SOLO])
     addr = f"127.0.0.1:{dc.free_port()}"
-    team = {"control_addr": addr}
+    team = {"control_addr": addr, "OTP_BOT_STATE_DIR": str(stack.root / "state-team")}
     a = stack.add_account("acc_a", USER, **team, OTP_BOT_MAIL_RECIPIENTS="a@team.example")
     b = stack.add_account("acc_b", USER, **team, OTP_BOT_MAIL_RECIPIENTS="b@team.example")
     c = stack.add_account("acc_c", SOLO, **team)
@@ -217,6 +217,7 @@ def test_sighup_adds_removes_and_changes_accounts_mid_flight(stack: Stack) -> No
     # mailbox was connected at start and again when the account came back.
     connected = events(daemon, "mailbox_connected")
     assert sum(e.get("account_id") == "acc_a" for e in connected) == 1, connected
+    assert not any(e.get("account_id") == "acc_b" for e in connected), connected
     assert sum(e.get("account_id") == "acc_c" for e in connected) == 2, connected
 
 
