@@ -205,3 +205,53 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def cli_commands() -> set[str]:
+    """Every subcommand `otp-bot --help` offers, read from the parser itself."""
+    from otp_bot.cli import _parser
+
+    parser = _parser()
+    (sub,) = [a for a in parser._actions if a.dest == "command"]
+    return set(sub.choices)  # type: ignore[arg-type]
+
+
+def test_cli_commands_are_found() -> None:
+    """The parser offers the commands the design names (guards against a broken scan)."""
+    assert {"run", "publish", "status", "extract", "check", "health"} <= cli_commands()
+
+
+@pytest.mark.parametrize("command", sorted(cli_commands()))
+def test_every_cli_command_is_documented(command: str) -> None:
+    """Each `otp-bot` command is shown in the command-line reference."""
+    text = (DOCS / "reference" / "cli.md").read_text()
+    assert re.search(rf"otp-bot {re.escape(command)}\b", text), f"add `otp-bot {command}`"
+
+
+def control_routes() -> set[str]:
+    """Every (method, path) the control API serves, read from its aiohttp app."""
+    from otp_bot.control.server import ControlServer
+    from otp_bot.daemon.metrics import Metrics
+
+    server = ControlServer("127.0.0.1:8787", [], Metrics(), events=object())  # type: ignore[arg-type]
+    found = set()
+    for route in server.app.router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("path") or info.get("formatter", "")
+        if route.method != "HEAD":
+            found.add(f"{route.method} {path}")
+    return found
+
+
+def test_control_routes_are_found() -> None:
+    """The app serves the design's endpoints (guards against a broken scan)."""
+    assert {"POST /drafts", "GET /drafts", "GET /healthz", "GET /metrics"} <= control_routes()
+
+
+@pytest.mark.parametrize("route", sorted(control_routes()))
+def test_every_control_endpoint_is_documented(route: str) -> None:
+    """Each control API endpoint has a row in the control API reference."""
+    text = (DOCS / "reference" / "control-api.md").read_text()
+    method, path = route.split(" ", 1)
+    shown = re.sub(r"\{[a-z_]+\}", "{id}", path)
+    assert f"`{method} {shown}`" in text, f"add `{method} {shown}` to docs/reference/control-api.md"
