@@ -154,6 +154,7 @@ class Dovecot:
 
     def start(self) -> Dovecot:
         shutil.rmtree(self.root / "run", ignore_errors=True)
+        self._drop_stale_dotlocks()
         log = (self.root / "dovecot.log").open("ab")
         self._proc = subprocess.Popen(
             [DOVECOT, "-F", "-c", str(self.root / "dovecot.conf")],
@@ -188,6 +189,19 @@ class Dovecot:
     def stop(self) -> None:
         """Graceful stop: clients get ``* BYE``."""
         self._signal_group(signal.SIGTERM)
+
+    def _drop_stale_dotlocks(self) -> None:
+        """Remove dot-lock files a killed instance left in the Maildirs.
+
+        Maildir's ``dovecot-uidlist.lock`` is a dot-lock file: a SIGKILL while
+        an imap process holds it leaves it behind, and the next instance waits
+        for it to go stale (minutes) before a SELECT answers. No Dovecot of
+        this instance runs here, so every such file is stale.
+        """
+        mail = self.root / "mail"
+        if mail.is_dir():
+            for lock in mail.rglob("dovecot-uidlist.lock"):
+                lock.unlink(missing_ok=True)
 
     def kill(self) -> None:
         """Hard kill of the whole process group: clients see a reset or nothing."""

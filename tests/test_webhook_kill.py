@@ -76,7 +76,7 @@ def delivered() -> dict[int, dict[str, Any]]:
 
 def stored_events(stack: Stack) -> list[tuple[int, str, str]]:
     """(id, draft_id, event) of every row of the daemon's event table."""
-    db = sqlite3.connect(stack.root / "state" / "otp-bot.sqlite3")
+    db = sqlite3.connect(stack.accounts[ACCOUNT].state_dir / "otp-bot.sqlite3")
     try:
         return list(db.execute("SELECT id, draft_id, event FROM draft_event ORDER BY id"))
     finally:
