@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from otp_bot.errors import ConfigError
+from otp_bot.solve.drafts import State
 
 if TYPE_CHECKING:
     from otp_bot.control.client import ControlClient
@@ -24,17 +25,8 @@ EXIT_OK, EXIT_FAILURE = 0, 1
 # --since 90m / 36h / 7d / 45s: a duration back from now.
 _AGO = re.compile(r"(\d{1,6})([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-STATES = (
-    "queued",
-    "publishing",
-    "awaiting_code",
-    "submitting",
-    "held",
-    "retrying",
-    "published",
-    "failed",
-    "cancelled",
-)
+# Every draft state, for --state (the one table in solve/drafts.py).
+STATES = tuple(state.value for state in State)
 
 
 def parse_since(text: str, now: datetime) -> datetime:

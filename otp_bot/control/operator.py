@@ -16,21 +16,11 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from otp_bot.solve.drafts import State
+
 JsonDict = dict[str, Any]
-# Every state a draft can be in (``solve/drafts.State``), to refuse a mistyped filter.
-STATES = frozenset(
-    {
-        "queued",
-        "publishing",
-        "awaiting_code",
-        "submitting",
-        "held",
-        "retrying",
-        "published",
-        "failed",
-        "cancelled",
-    }
-)
+# Every state a draft can be in, to refuse a mistyped filter.
+STATES = frozenset(state.value for state in State)
 # An errors/... type or an otp-bot reason is a short identifier.
 MAX_ERROR = 200
 
