@@ -83,9 +83,11 @@ async def test_held_account_resumes_by_itself_when_a_probe_finds_it_usable(
     assert held.error == "errors/disconnected_account"
     queued = await h.worker.add_draft("D-2")
     assert queued.state is State.QUEUED
-    await poll(lambda: h.sim.account.probes >= 2)  # probes answer CREDENTIALS: still held
+    # Probes answer CREDENTIALS: still held. The simulator counts a probe when it
+    # arrives, the worker once it has read the answer: wait for both.
+    await poll(lambda: h.sim.account.probes >= 2)
+    await poll(lambda: h.worker.hold is not None and h.worker.hold.probes >= 2)
     assert h.worker.hold is not None
-    assert h.worker.hold.probes >= 2
     assert h.worker.draft("D-2").state is State.QUEUED  # type: ignore[union-attr]
     with capture_logs() as logs:
         h.sim.account.reconnect()
