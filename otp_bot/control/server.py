@@ -57,8 +57,8 @@ JsonDict = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class ControlledAccount(OperatedAccount, Protocol):
-    """What the control API needs from one account (``service.Account``)."""
+class ControlledAccount(Protocol):
+    """What the control API needs from one account (``daemon.account.Account``)."""
 
     @property
     def account_id(self) -> str: ...
@@ -77,6 +77,9 @@ class ControlledAccount(OperatedAccount, Protocol):
     ) -> JsonDict: ...
 
     def health(self) -> JsonDict: ...
+
+    @property
+    def operations(self) -> OperatedAccount: ...  # its operator controls (control.operator)
 
     def progressing(self) -> bool: ...
 
@@ -144,7 +147,7 @@ class ControlServer:
                 web.get("/drafts/{draft_id}", self._get_draft),
                 web.get("/healthz", self._healthz),
                 web.get("/metrics", self._metrics_text),
-                *Operator(lambda: self._accounts, _json_object).routes(),
+                *Operator(self._operated, _json_object).routes(),
             ]
         )
         if events is not None:
@@ -152,7 +155,11 @@ class ControlServer:
 
     def set_accounts(self, accounts: Sequence[ControlledAccount]) -> None:
         """Answer for these accounts from now on (a reload added or removed some)."""
-        self._accounts[:] = accounts  # in place: the operator routes hold this list
+        self._accounts[:] = accounts
+
+    def _operated(self) -> list[OperatedAccount]:
+        """The operator controls of the accounts it answers for now."""
+        return [account.operations for account in self._accounts]
 
     async def start(self) -> None:
         """Listen on the control address (ConfigError when it is taken)."""
@@ -253,7 +260,7 @@ class ControlServer:
             draft
             for account in self._accounts
             if wanted_account in (None, account.account_id)
-            for draft in account.find_drafts(states, since)
+            for draft in account.operations.find_drafts(states, since)
         ]
         drafts.sort(key=lambda d: str(d.get("updated_at") or ""), reverse=True)
         return web.json_response(drafts)

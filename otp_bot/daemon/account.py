@@ -1,18 +1,21 @@
 """One account's running parts, as the service and the control API see them.
 
-``Account`` builds an account's postpress client, mailbox watcher and worker,
-each with everything it needs passed to its constructor, and answers the
-control API (drafts as JSON, health). Metrics arrive through hooks: the
-client's ``on_retry`` (each retried API error), the worker's ``WorkerHooks``
-(draft changes and drafts finished, API errors, submission results, e-mail ->
-submit latency per input form), the watcher's ``WatcherLinks`` and its mail
-handler (e-mails trusted or rejected).
+``Account`` builds an account's postpress client, worker and operations (the
+operator controls and background duties, ``daemon/operations.py``), each with
+everything it needs passed to its constructor; the mailbox watcher, which
+accounts reading one mailbox share, is built by the fleet and attached. It
+answers the control API (drafts as JSON, health; its ``operations`` answer the
+operator endpoints). Metrics arrive through hooks: the client's ``on_retry``
+(each retried API error), the worker's ``WorkerHooks`` (draft changes and
+drafts finished, API errors, submission results, e-mail -> submit latency per
+input form), the watcher's ``WatcherLinks`` and its mail handler (e-mails
+trusted or rejected), the webhook outbox's deliveries.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any
 
@@ -36,8 +39,8 @@ log = structlog.get_logger(__name__)
 JsonDict = dict[str, Any]
 
 
-class Account(Operations):
-    """An account's client, watcher and worker, wired together (controls: ``Operations``)."""
+class Account:
+    """An account's client, watcher, worker and operations, as one unit."""
 
     def __init__(
         self,
@@ -46,12 +49,16 @@ class Account(Operations):
         metrics: Metrics,
         sessions: SharedSessions | None = None,
         reader: MailReader | None = None,
+        *,
+        listeners: Iterable[Callable[[], None]] = (),
     ) -> None:
+        """``listeners``: called after every draft transition (the control API's event feed)."""
         self.settings = settings
         self.metrics = metrics
         self.started = time.monotonic()
         self.crashed: str | None = None  # set when one of its tasks died
         self._counts: Mapping[str, int] | None = None  # drafts per state, until a change
+        self._listeners = tuple(listeners)
         label = settings.account_id
         self.client = PostpressClient.from_settings(
             settings, sessions, on_retry=partial(metrics.api_error, label)
@@ -68,7 +75,9 @@ class Account(Operations):
         self.worker = AccountWorker(
             settings, store, self.client, after_use=self._after_use, hooks=hooks, reader=reader
         )
-        self._start_operations()
+        self.operations = Operations(
+            settings, self.worker, on_webhook=partial(metrics.webhook, label)
+        )
 
     def attach(self, watcher: MailboxWatcher) -> None:
         """Read mail from (and apply after-use actions through) this watcher."""
@@ -102,8 +111,7 @@ class Account(Operations):
         return [draft.to_dict() for draft in self.worker.drafts()]
 
     def draft(self, draft_id: str) -> JsonDict | None:
-        draft = self.worker.draft(draft_id)
-        return draft.to_dict() if draft is not None else None
+        return self.operations.draft(draft_id)
 
     async def add_draft(
         self,
@@ -120,7 +128,9 @@ class Account(Operations):
 
     def _on_change(self, draft: Draft) -> None:
         self._counts = None
-        self._changed()
+        self.operations.changed()
+        for listener in self._listeners:
+            listener()
         if draft.state is State.AWAITING_CODE:
             self.watcher.nudge()  # from a long IDLE to probing every few seconds
         if draft.state in TERMINAL:  # reached once per attempt (a retry re-queues it)

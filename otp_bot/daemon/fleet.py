@@ -119,7 +119,10 @@ class Fleet:
             source, config = wanted[account_id]
             register_secrets(config.secrets())
             store = self._stores[config.state_db]
-            account = Account(config, store, self._metrics, self._sessions, self._reader)
+            feed = self._feeds[config.control_addr]  # its control API's GET /events
+            account = Account(
+                config, store, self._metrics, self._sessions, self._reader, listeners=[feed.bump]
+            )
             self.members[account_id] = _Member(account, source)
         await self._regroup()
         for account_id in (*plan["added"], *plan["changed"]):
@@ -236,7 +239,7 @@ class Fleet:
         member.task = self._spawn(lambda: [account], "worker", run, member.retire)
         member.duties = [
             self._spawn(lambda: [account], name, duty, member.retire)
-            for name, duty in account.duties(member.retire)
+            for name, duty in account.operations.duties(member.retire)
         ]
 
     def _spawn(
@@ -263,14 +266,15 @@ class Fleet:
     @staticmethod
     def _follow(feed: EventFeed, accounts: Sequence[Account]) -> None:
         """The feed reads these accounts' events (one source per database, in first-seen
-        order) and is woken by their transitions."""
+        order); their transitions wake it (``Account``'s listeners)."""
         by_db: dict[Path, list[Account]] = {}
         for account in accounts:
             by_db.setdefault(account.settings.state_db, []).append(account)
-            if feed.bump not in account.listeners:
-                account.listeners.append(feed.bump)
         feed.set_sources(
-            [(group[0].events, [a.account_id for a in group]) for group in by_db.values()]
+            [
+                (group[0].operations.events, [a.account_id for a in group])
+                for group in by_db.values()
+            ]
         )
 
     # --- stop ---------------------------------------------------------------------
