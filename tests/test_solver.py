@@ -22,8 +22,8 @@ from otp_bot.sim.linkedin_mail import LinkedinMail, MailTarget, compose
 from otp_bot.sim.script import Fault, Script
 from otp_bot.solve import drafts as d
 from otp_bot.solve.drafts import Draft, State
+from otp_bot.solve.hooks import WorkerHooks
 from otp_bot.solve.match import Candidate, StoredEvidence, input_hash
-from otp_bot.solve.steps import WorkerHooks
 from otp_bot.solve.worker import AccountWorker
 from otp_bot.store.db import Store
 from otp_bot.store.drafts import DraftStore

@@ -28,9 +28,9 @@ from otp_bot.imap.watcher import IncomingMail, MailboxWatcher, WatcherState
 from otp_bot.mail.extract import Evidence
 from otp_bot.postpress.client import PostpressClient, SharedSessions
 from otp_bot.solve.drafts import TERMINAL, Draft, State
+from otp_bot.solve.hooks import WorkerHooks
 from otp_bot.solve.intake import unread_reason
 from otp_bot.solve.reader import MailReader
-from otp_bot.solve.steps import WorkerHooks
 from otp_bot.solve.worker import AccountWorker
 from otp_bot.store.db import Store
 

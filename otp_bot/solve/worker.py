@@ -1,63 +1,153 @@
-"""The per-account worker: drives the account's drafts through their life cycle.
+"""The per-account worker: the one object the daemon holds for an account's drafts.
 
-One ``AccountWorker`` per account. Its ``run`` task alone moves drafts that
-are under way; ``add_draft`` only inserts (or registers a checkpoint while the
-account's slot is free, or re-queues a failed draft when asked to retry) and
-``on_mail`` only stores evidence, and both wake the task. One step at a time
-(``otp_bot.solve.steps``), each committed before it acts:
+One ``AccountWorker`` per account. It builds its parts, each with everything
+it needs passed to its constructor, and runs the loop; the shell calls only
+the worker:
 
-- no draft under way: the oldest queued one takes the account's slot
-  (``publishing`` under a fresh idempotency key, committed, then published);
-- ``publishing`` / ``submitting``: send the call under the stored key (after a
-  restart this re-sends the same publish or the same input; postpress replays
-  the original answer), then commit what the answer means (``respond``);
-- ``awaiting_code``: the best unused input from stored evidence (``match``)
-  is recorded as used and the draft moved to ``submitting`` in one
-  transaction; with none, wait for mail until ``since + code_timeout``, then
-  publish again (bounded) or fail with ``code_timeout``.
+- ``Ledger``: the account's drafts, and ``commit``, the one way they move;
+- ``MailIntake``: ``on_mail`` keeps what a trusted e-mail offers, wakes the loop;
+- ``DraftSteps``: one committed step at a time (publish, submit, wait for mail);
+- ``Outages`` and ``Holding``: re-sends after an API outage, held accounts;
+- ``AfterUseTasks``: the mailbox's after-use action on a used e-mail;
+- ``DraftControls``: add, retry, find and cancel (the control API's calls);
+- ``StepLoop``: one step after another, idle in between, until stopped.
 
-Store writes are synchronous and short, so no cancellation can split a
-transition from its history line; a stop cancels only an API call in flight,
-which is safe to re-send under its stored key.
+Only the loop (``run``) moves drafts that are under way; the controls only
+insert, re-queue or cancel, and wake it. Each step commits its move before it
+acts on it. Store writes are synchronous and short, so no cancellation can
+split a transition from its history line; a stop cancels only an API call in
+flight, which is safe to re-send under its stored key.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import math
-from collections.abc import Mapping
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
-from otp_bot.errors import InputRejected
-from otp_bot.postpress.wire import PUBLISH_OPTIONS
-from otp_bot.solve.drafts import ACTIVE, Draft, GotCheckpoint, Retry, State, new_draft
-from otp_bot.solve.holding import HoldingSteps
-from otp_bot.vocabulary import MAX_DRAFT_ID, CheckpointType
+import structlog
 
-if TYPE_CHECKING:
-    from otp_bot.imap.watcher import IncomingMail
-    from otp_bot.mail.extract import Evidence
+from otp_bot.config import Settings
+from otp_bot.imap.reading import IncomingMail
+from otp_bot.mail.extract import Evidence
+from otp_bot.postpress.client import PostpressClient
+from otp_bot.solve.after_use import AfterUse, AfterUseTasks
+from otp_bot.solve.controls import DraftControls
+from otp_bot.solve.drafts import ACTIVE, Draft
+from otp_bot.solve.hold import AccountHold, Outage, Verdict
+from otp_bot.solve.holding import Holding
+from otp_bot.solve.hooks import NO_HOOKS, WorkerHooks
+from otp_bot.solve.intake import MailIntake
+from otp_bot.solve.ledger import Ledger
+from otp_bot.solve.loop import StepLoop
+from otp_bot.solve.outages import Outages
+from otp_bot.solve.reader import MailReader
+from otp_bot.solve.steps import DraftSteps
+from otp_bot.store.db import Store
+from otp_bot.store.drafts import DraftStore
+from otp_bot.store.evidence import EvidenceStore
 
-# After an unexpected failure of a step (the database unwritable, a bug) the
-# worker tries again after this long, doubling up to the maximum.
-STEP_RETRY_S = 1.0
-STEP_RETRY_MAX_S = 60.0
+log = structlog.get_logger(__name__)
 
 
-class AccountWorker(HoldingSteps):
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AccountWorker:
     """Publishes one account's drafts and solves their checkpoints from its mail.
 
-    Constructed with everything it needs: ``AccountWorker(settings, store,
-    client, after_use=watcher.after_use, hooks=WorkerHooks(...), clock=...,
-    reader=...)`` (the daemon's ``reader`` reads mail in a child process, within a
-    budget).
-    The shell reads ``hold`` (the account is held) and ``outage`` (the API is
-    failing).
+    ``after_use`` acts on the e-mail whose input passed (the watcher's);
+    ``hooks`` hear what happens (metrics); ``reader`` reads mail (the daemon's
+    reads it in a child process, within a budget); ``clock`` is injectable
+    for tests. The shell reads ``hold`` (the account is held) and ``outage``
+    (the API is failing), and ``store`` and ``clock``.
     """
 
-    # --- what the shell calls ------------------------------------------------
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        client: PostpressClient,
+        *,
+        after_use: AfterUse | None = None,
+        hooks: WorkerHooks = NO_HOOKS,
+        clock: Callable[[], datetime] = utcnow,
+        reader: MailReader | None = None,
+    ) -> None:
+        self.store, self.clock = store, clock  # the shell makes writes durable, reads the time
+        self._wake = asyncio.Event()  # set when there may be something to do
+        account_id = settings.account_id
+        self._log = log.bind(account_id=account_id)
+        self._ledger = Ledger(DraftStore(store), account_id, clock, hooks)
+        evidence = EvidenceStore(store)
+        self._intake = MailIntake(settings, evidence, clock, self._wake, reader)
+        self._after_use = AfterUseTasks(account_id, self._intake, after_use)
+        self._outages = Outages(settings, self._ledger, clock)
+        self._holding = Holding(
+            settings,
+            client=client,
+            ledger=self._ledger,
+            outages=self._outages,
+            wake=self._wake,
+            clock=clock,
+        )
+        self._steps = DraftSteps(
+            settings,
+            store=store,
+            client=client,
+            ledger=self._ledger,
+            evidence=evidence,
+            outages=self._outages,
+            holding=self._holding,
+            after_use=self._after_use,
+            hooks=hooks,
+            clock=clock,
+        )
+        self._controls = DraftControls(
+            account_id,
+            ledger=self._ledger,
+            holding=self._holding,
+            steps=self._steps,
+            wake=self._wake,
+            clock=clock,
+        )
+        self._loop = StepLoop(account_id, self.step, self._controls.apply_cancels, self._wake)
+
+    # --- what the shell reads --------------------------------------------------
+
+    @property
+    def hold(self) -> AccountHold | None:
+        """Why and since when the account is held (None: not held)."""
+        return self._holding.hold
+
+    @property
+    def account_error(self) -> str | None:
+        """The account-level error the account is held for (None: not held)."""
+        return self._holding.account_error
+
+    @property
+    def outage(self) -> Outage | None:
+        """Since when and how the API has been failing (None: it answers)."""
+        return self._outages.outage
+
+    @property
+    def in_call(self) -> str | None:
+        """The draft whose API call is in flight, if any."""
+        return self._steps.in_call
+
+    def drafts(self, *, pending: bool = False) -> list[Draft]:
+        return self._ledger.drafts(pending=pending)
+
+    def draft(self, draft_id: str) -> Draft | None:
+        return self._ledger.draft(draft_id)
+
+    def find(self, states: set[str] | None = None, since: datetime | None = None) -> list[Draft]:
+        """The account's drafts in one of ``states``, changed at or after ``since``."""
+        return self._ledger.find(states, since)
+
+    # --- what the shell calls --------------------------------------------------
 
     async def add_draft(
         self,
@@ -72,38 +162,23 @@ class AccountWorker(HoldingSteps):
         ``retry``: an existing draft that failed is queued again for a fresh
         attempt; any other existing draft is returned unchanged.
         """
-        kind = _checked(draft_id, options, checkpoint)
-        existing = self.draft(draft_id)
-        if existing is not None:
-            if retry and existing.state in (State.FAILED, State.CANCELLED):
-                return self._retry(existing)
-            return existing
-        fresh = new_draft(self.account_id, draft_id, self.clock(), options, kind)
-        draft = self.records.insert_draft(fresh)
-        if draft != fresh:
-            return draft  # added meanwhile by another caller
-        self._log.info("draft_added", draft_id=draft_id, checkpoint=checkpoint)
-        self._changed(draft)
-        # While the account is held the draft waits in the queue, checkpoint or not.
-        if kind is not None and self.hold is None and not self._under_way():
-            draft = self._commit(draft, GotCheckpoint(kind, issued_at=draft.since))
-        self.wake.set()
-        return draft
+        return await self._controls.add_draft(draft_id, options, checkpoint, retry=retry)
 
     def retry_failed(self, error: str | None = None) -> list[Draft]:
         """Queue again every failed draft (only those failed with ``error``, if given)."""
-        failed = self.records.find_drafts(self.account_id, states={State.FAILED.value}, error=error)
-        return [self._retry(draft) for draft in failed]
+        return self._controls.retry_failed(error)
 
-    def find(self, states: set[str] | None = None, since: datetime | None = None) -> list[Draft]:
-        """The account's drafts in one of ``states``, changed at or after ``since``."""
-        return self.records.find_drafts(self.account_id, states=states, since=since)
+    def cancel(self, draft_id: str) -> Draft | None:
+        """Cancel a draft now, or right after its call in flight (None: no such draft)."""
+        return self._controls.cancel(draft_id)
 
-    def _retry(self, done: Draft) -> Draft:
-        """Re-queue a failed or cancelled draft (a held account keeps it queued)."""
-        draft = self._commit(done, Retry(done.error))
-        self.wake.set()
-        return draft
+    def cancel_pending(self, draft_id: str) -> bool:
+        """Whether the draft is to be cancelled once its call in flight is answered."""
+        return self._controls.cancel_pending(draft_id)
+
+    async def probe(self) -> Verdict | None:
+        """Probe the held account now (None when it is not held)."""
+        return await self._holding.probe()
 
     async def on_mail(self, mail: IncomingMail) -> Evidence | None:
         """The mailbox watcher's handler: keep what a trusted e-mail offers. Never raises.
@@ -111,6 +186,8 @@ class AccountWorker(HoldingSteps):
         Returns what was read from the e-mail (None if handling failed).
         """
         return await self._intake.take(mail)
+
+    # --- the loop ----------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event, abort: asyncio.Event | None = None) -> None:
         """Drive the account's drafts until ``stop`` is set.
@@ -120,59 +197,25 @@ class AccountWorker(HoldingSteps):
         only ``stop`` is, it finishes first (an account removed by a reload).
         """
         self._resume_report()
-        stopping = asyncio.create_task(stop.wait())
-        aborting = asyncio.create_task(abort.wait()) if abort is not None else stopping
         try:
-            await self._loop(stop, stopping, aborting)
+            await self._loop.run(stop, abort)
         finally:
-            stopping.cancel()
-            aborting.cancel()
-            for chore in self._chores:
-                chore.cancel()  # an unfinished after_use leaves the e-mail in place
+            self._after_use.cancel()  # an unfinished after_use leaves the e-mail in place
             self._log.info("worker_stopped")
 
-    # --- the loop ------------------------------------------------------------
+    async def step(self) -> float:
+        """Take one step; return how long to idle before the next (0: at once).
 
-    async def _loop(
-        self, stop: asyncio.Event, stopping: asyncio.Task[Any], aborting: asyncio.Task[Any]
-    ) -> None:
-        failures = 0
-        while not stop.is_set():
-            self.wake.clear()
-            step = asyncio.create_task(self.step())
-            try:
-                await asyncio.wait({step, aborting}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                if not step.done():
-                    step.cancel()  # only an API call can be pending: safe to re-send
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await step
-            if stop.is_set() or aborting.done():
-                return
-            try:
-                idle = step.result()
-                failures = 0
-                self.apply_cancels()  # a cancel that waited for this step's call
-            except Exception:  # noqa: BLE001 - one bad step must not end the account's worker
-                failures += 1
-                idle = min(STEP_RETRY_S * 2 ** (failures - 1), STEP_RETRY_MAX_S)
-                self._log.exception("worker_step_failed", retry_in=idle)
-            if idle > 0:
-                await self._idle(idle, stopping)
-
-    async def _idle(self, seconds: float, stopping: asyncio.Task[Any]) -> None:
-        waking = asyncio.create_task(self.wake.wait())
-        try:
-            timeout = None if math.isinf(seconds) else seconds
-            await asyncio.wait(
-                {waking, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            waking.cancel()
+        A held account waits for (or takes) its next probe; otherwise the draft
+        steps run. Cancels that waited for a call are applied first.
+        """
+        self._controls.apply_cancels()
+        held = await self._holding.step()
+        return held if held is not None else await self._steps.step()
 
     def _resume_report(self) -> None:
         counts: dict[str, int] = {}
-        for draft in self.drafts():
+        for draft in self._ledger.drafts():
             counts[draft.state.value] = counts.get(draft.state.value, 0) + 1
             if draft.state in ACTIVE:
                 self._log.info(
@@ -183,46 +226,3 @@ class AccountWorker(HoldingSteps):
                     since=draft.since.isoformat() if draft.since else None,
                 )
         self._log.info("worker_started", drafts=counts)
-
-
-def _checked(
-    draft_id: object, options: Mapping[str, Any] | None, checkpoint: object
-) -> CheckpointType | None:
-    """The checkpoint type of a well-formed new draft; ``InputRejected`` naming the flaw.
-
-    This is where a draft enters otp-bot (the control API only parses its
-    JSON types), so this is the one place its id, options and checkpoint are checked.
-    """
-    if not isinstance(draft_id, str) or not draft_id.strip() or draft_id != draft_id.strip():
-        raise InputRejected("draft_id must be a non-empty string without surrounding spaces")
-    if len(draft_id) > MAX_DRAFT_ID or not draft_id.isprintable():
-        raise InputRejected(f"draft_id must be at most {MAX_DRAFT_ID} printable characters")
-    if checkpoint is not None and checkpoint not in tuple(CheckpointType):
-        raise InputRejected(f"checkpoint must be one of {', '.join(CheckpointType)}")
-    unknown = set(options or {}) - PUBLISH_OPTIONS
-    if unknown:
-        raise InputRejected(f"unknown publish options: {', '.join(sorted(map(str, unknown)))}")
-    _check_budget((options or {}).get("budget"))
-    return CheckpointType(str(checkpoint)) if checkpoint is not None else None
-
-
-BUDGET_PERIODS = ("daily", "monthly")
-BUDGET_FIELDS = frozenset({"currency", "amount"})
-
-
-def _check_budget(budget: object) -> None:
-    """``{"daily" | "monthly": {"currency": str, "amount": positive finite number}}``, no
-    other key at either level (docs/contract.md, "Publish")."""
-    if budget is None:
-        return
-    if not isinstance(budget, dict) or len(budget) != 1 or set(budget) - set(BUDGET_PERIODS):
-        raise InputRejected('budget must be {"daily": {...}} or {"monthly": {...}}')
-    ((period, amount),) = budget.items()
-    if not isinstance(amount, dict) or set(amount) != BUDGET_FIELDS:
-        raise InputRejected(f'budget.{period} must have exactly "currency" and "amount"')
-    currency, value = amount["currency"], amount["amount"]
-    if not isinstance(currency, str) or not 1 <= len(currency) <= 8 or not currency.isalpha():
-        raise InputRejected(f"budget.{period}.currency must be a currency code such as EUR")
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if not number or not math.isfinite(value) or value <= 0:
-        raise InputRejected(f"budget.{period}.amount must be a positive finite number")
