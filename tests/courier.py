@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.dovecot import PASSWORD, free_port
-from tests.imap_servers import ImapClientMixin
+from tests.imap_client import ImapClientMixin
 
 ROOT = Path(os.environ.get("COURIER_TEST_ROOT", "/opt/courier-imap-test"))
 IMAPD = ROOT / "usr" / "bin" / "imapd"

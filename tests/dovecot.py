@@ -8,7 +8,6 @@ can be appended over IMAP or written straight into the Maildir.
 from __future__ import annotations
 
 import contextlib
-import imaplib
 import os
 import pwd
 import re
@@ -22,6 +21,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.imap_client import ImapClientMixin
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
@@ -75,8 +76,9 @@ class Certificates:
 
 
 @dataclass
-class Dovecot:
-    """One private Dovecot instance. ``start()``, then use ``host``/``port``."""
+class Dovecot(ImapClientMixin):
+    """One private Dovecot instance. ``start()``, then use ``host``/``port``
+    (and the ``client/append/uids/flags`` helpers of ``tests.imap_client``)."""
 
     name = "dovecot"
     used_folder = "otp-bot.used"  # Maildir++: "." delimiter, no personal prefix
@@ -222,26 +224,9 @@ class Dovecot:
 
     # --- mail ---------------------------------------------------------------
 
-    def client(self, user: str | None = None) -> imaplib.IMAP4:
-        conn = imaplib.IMAP4(self.host, self.port, timeout=10)
-        conn.login(user or self.user, self.password)
-        return conn
-
     def tls_context(self) -> ssl.SSLContext:
         assert self.certs is not None
         return ssl.create_default_context(cafile=str(self.certs.ca))
-
-    def append(self, raw: bytes, *, folder: str = "INBOX", user: str | None = None) -> int:
-        """APPEND one message; returns its UID (UIDPLUS)."""
-        conn = self.client(user)
-        try:
-            typ, data = conn.append(folder, "", imaplib.Time2Internaldate(time.time()), raw)
-            if typ != "OK":
-                raise RuntimeError(f"APPEND failed: {data!r}")
-            code = data[0].decode() if isinstance(data[0], bytes) else str(data[0])
-            return int(code.split("APPENDUID", 1)[1].split()[1].rstrip("]"))
-        finally:
-            conn.logout()
 
     def create_folder(self, folder: str, user: str | None = None) -> None:
         conn = self.client(user)
@@ -297,25 +282,6 @@ class Dovecot:
             if received is not None:
                 os.utime(tmp, (received, received))
             tmp.rename(maildir / "new" / name)
-
-    def uids(self, folder: str = "INBOX", user: str | None = None) -> list[int]:
-        conn = self.client(user)
-        try:
-            conn.select(folder, readonly=True)
-            _typ, data = conn.uid("SEARCH", "ALL")
-            return [int(x) for x in (data[0] or b"").split()]
-        finally:
-            conn.logout()
-
-    def flags(self, uid: int, folder: str = "INBOX", user: str | None = None) -> str:
-        conn = self.client(user)
-        try:
-            conn.select(folder, readonly=True)
-            _typ, data = conn.uid("FETCH", str(uid), "(FLAGS)")
-            item = data[0]
-            return item.decode() if isinstance(item, bytes) else str(item)
-        finally:
-            conn.logout()
 
 
 def simple_message(subject: str = "hello", sender: str = "someone@example.net") -> bytes:

@@ -7,14 +7,14 @@ directory (``.ci/install-courier.sh``): see ``tests/courier.py``.
 
 Every server class offers what the server-parametrized tests use, with the
 same meaning as ``tests.dovecot.Dovecot``: ``start/stop/kill/restart/cleanup``,
-``client/append/uids/flags``, ``write_maildir``, ``recreate_inbox`` and
-``used_folder`` (the server's own name of ``otp-bot/used``).
+``client/append/uids/flags`` (``tests.imap_client``, shared by all three),
+``write_maildir``, ``recreate_inbox`` and ``used_folder`` (the server's own
+name of ``otp-bot/used``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import imaplib
 import os
 import shutil
 import signal
@@ -28,58 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.dovecot import PASSWORD, START_TIMEOUT, free_port
+from tests.imap_client import ImapClientMixin
 
 PYMAP = Path(sys.executable).with_name("pymap")
-
-
-class ImapClientMixin:
-    """Plain-imaplib helpers ("another client") over ``host``/``port``/``user``/``password``."""
-
-    host: str
-    port: int
-    user: str
-    password: str
-
-    def client(self, user: str | None = None) -> imaplib.IMAP4:
-        conn = imaplib.IMAP4(self.host, self.port, timeout=10)
-        # pymap and Nagle: small writes wait for delayed ACKs without this.
-        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn.login(user or self.user, self.password)
-        return conn
-
-    def append(self, raw: bytes, *, folder: str = "INBOX", user: str | None = None) -> int:
-        """APPEND one message; returns its UID (the highest UID after the append)."""
-        conn = self.client(user)
-        try:
-            typ, data = conn.append(folder, "", imaplib.Time2Internaldate(time.time()), raw)
-            if typ != "OK":
-                raise RuntimeError(f"APPEND failed: {data!r}")
-            conn.select(folder, readonly=True)
-            _typ, found = conn.uid("SEARCH", "ALL")
-            return max(int(x) for x in (found[0] or b"").split())
-        finally:
-            conn.logout()
-
-    def uids(self, folder: str = "INBOX", user: str | None = None) -> list[int]:
-        conn = self.client(user)
-        try:
-            typ, data = conn.select(folder, readonly=True)
-            if typ != "OK":
-                raise RuntimeError(f"cannot select {folder!r}: {data!r}")
-            _typ, data = conn.uid("SEARCH", "ALL")
-            return [int(x) for x in (data[0] or b"").split()]
-        finally:
-            conn.logout()
-
-    def flags(self, uid: int, folder: str = "INBOX", user: str | None = None) -> str:
-        conn = self.client(user)
-        try:
-            conn.select(folder, readonly=True)
-            _typ, data = conn.uid("FETCH", str(uid), "(FLAGS)")
-            item = data[0]
-            return item.decode() if isinstance(item, bytes) else str(item)
-        finally:
-            conn.logout()
 
 
 def wait_listening(host: str, port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
