@@ -9,19 +9,14 @@
 # themselves (tests/courier.py), one process per connection, as couriertcpd
 # would, with Debian's default settings.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 DEST=${COURIER_TEST_ROOT:-/opt/courier-imap-test}
 if [ -x "$DEST/usr/bin/imapd" ]; then
     exit 0
 fi
-if [ "$(id -u)" -ne 0 ]; then
-    echo "Courier-IMAP for the tests is missing and this is not root; as root run:" >&2
-    echo "  bash .ci/install-courier.sh" >&2
-    exit 1
-fi
+need_root "Courier-IMAP for the tests" "bash .ci/install-courier.sh"
 echo "unpacking courier-imap from Debian's packages into $DEST..."
-apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    libidn12 libgamin0 libcourier-unicode4 libltdl7 libpcre3 >/dev/null
+apt_install libidn12 libgamin0 libcourier-unicode4 libltdl7 libpcre3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"  # apt's download user must be able to write here
