@@ -789,3 +789,33 @@ async def test_hooks_hear_results_errors_and_each_inputs_latency(
     form, seconds = latencies[0]
     assert form in ("code", "pin", "link")
     assert 42 <= seconds < 42 + WAIT
+
+
+async def test_a_failing_hook_or_after_use_is_logged_and_the_draft_goes_on(
+    make: Callable[..., Harness],
+) -> None:
+    """A metrics hook that raises is logged (on_change_failed, naming the hook and the draft);
+    an after-use action that raises is logged (mail_after_use_failed); the draft publishes."""
+    h = make()
+
+    def changed_then_broken(draft: Draft) -> None:
+        h._on_change(draft)
+        raise RuntimeError("metrics down")
+
+    async def broken_mailbox(_mail: IncomingMail) -> None:
+        raise RuntimeError("mailbox gone")
+
+    hooks = WorkerHooks(changed=changed_then_broken)
+    h.worker = AccountWorker(h.settings, h.store, h.client, after_use=broken_mailbox, hooks=hooks)
+    with capture_logs() as logs:
+        h.start()
+        await h.worker.add_draft("D-hooks")
+        assert (await h.reaches("D-hooks", State.PUBLISHED, State.FAILED)).state is State.PUBLISHED
+        async with asyncio.timeout(WAIT):  # the action runs in a task of its own, no event
+            while not any(e["event"] == "mail_after_use_failed" for e in logs):  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+    failed = [e for e in logs if e["event"] == "on_change_failed"]
+    assert {(e["hook"], e["draft_id"]) for e in failed} == {("changed_then_broken", "D-hooks")}
+    assert len(failed) == len(h.records.draft_history(ACCOUNT, "D-hooks"))
+    [used] = [e for e in logs if e["event"] == "mail_after_use_failed"]
+    assert used["uid"] == h.uid
