@@ -11,7 +11,7 @@ fleet: each by its own API key, account id and mailbox user) and one daemon
 - a storm: one draft per account handed over at once. e-mail -> submit is
   the simulator's record (its APPEND completion to the checkpoint request
   carrying the code): p50, p95 and max; total: first hand-over to the last
-  draft published; daemon CPU per draft; RSS after the storm.
+  draft published; daemon CPU per draft; RSS and threads after the storm.
 
 Beyond 128 IMAP processes a user's inotify instances run out
 (``fs.inotify.max_user_instances``, default 128) and Dovecot falls back to
@@ -247,6 +247,7 @@ def run_one(n: int) -> dict[str, Any]:
             "threads": idle["threads"],
             "fds": idle["fds"],
             "storm_rss_mb": after["rss_mb"],
+            "storm_threads": after["threads"],
             "cpu_per_draft_ms": 1000 * (after["cpu_s"] - idle["cpu_s"]) / n,
             "p50_s": statistics.median(latency) if latency else float("nan"),
             "p95_s": latency[min(len(latency) - 1, round(0.95 * (len(latency) - 1)))]
@@ -277,6 +278,7 @@ COLUMNS = [
     ("total_s", "storm s", "{:.1f}"),
     ("cpu_per_draft_ms", "CPU/draft ms", "{:.1f}"),
     ("storm_rss_mb", "RSS after MB", "{:.0f}"),
+    ("storm_threads", "threads after", "{:.0f}"),
     ("published", "published", "{:.0f}"),
 ]
 RATIOS = ("startup_s", "idle_rss_mb", "p95_s", "cpu_per_draft_ms", "storm_rss_mb")

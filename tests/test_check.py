@@ -224,7 +224,7 @@ def test_server_clock_read_by_search_younger(dovecot: dc.Dovecot, tmp_path: Path
     """Against Dovecot (same clock): an arrival read N s later, as by a host clock N s
     behind, measures the server N s ahead."""
     dovecot.append(linkedin_message())
-    session = Session(settings_for(dovecot, tmp_path), None, None)
+    session = Session(settings_for(dovecot, tmp_path), None)
     try:
         folder = session.open()
         assert "WITHIN" in folder.server.capabilities

@@ -92,23 +92,3 @@ async def test_half_open_connection_is_replaced(dovecot: Dovecot, tmp_path: Path
         assert relay.connections >= 2
     finally:
         relay.close()
-
-
-def test_mail_arriving_just_before_idle_is_not_swallowed(dovecot: Dovecot, tmp_path: Path) -> None:
-    """Mail that came between the last search and IDLE wakes the wait at once.
-
-    Dovecot announces it together with the IDLE continuation; imaplib buffers
-    that line where select() cannot see it, and a naive wait would sleep for
-    the whole IDLE interval (here 30 s, and the wait would then say False).
-    """
-    from otp_bot.imap.session import Session
-
-    session = Session(settings_for(dovecot, tmp_path), None, None)
-    try:
-        session.open()
-        assert session.search_above(0) == []
-        uid = dovecot.append(simple_message("between search and IDLE"))
-        assert session.wait(30) is True
-        assert session.search_above(0) == [uid]
-    finally:
-        session.close()

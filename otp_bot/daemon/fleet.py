@@ -41,6 +41,7 @@ from otp_bot.daemon.feed import EventFeed
 from otp_bot.daemon.mailboxes import Fanout, GroupKey, group_key, store_key, watcher_settings
 from otp_bot.daemon.metrics import Metrics
 from otp_bot.daemon.statelock import StateLock
+from otp_bot.imap.pool import ImapPool, pool_size
 from otp_bot.imap.watcher import MailboxWatcher
 from otp_bot.logs import bind, register_secrets
 from otp_bot.postpress.client import SharedSessions
@@ -83,6 +84,7 @@ class Fleet:
         self._feeds: dict[str, EventFeed] = {}  # GET /events of each control address
         self._sessions = SharedSessions()  # one connection pool per API, for every account
         self._connect_gate: asyncio.Semaphore | None = None  # mailboxes connecting at once
+        self._imap_pool: ImapPool | None = None  # threads for every mailbox's IMAP calls
         self._reader = ProcessReader()  # one child process reads every account's mail
         self._closed = False
 
@@ -216,9 +218,13 @@ class Fleet:
         fanout = Fanout(key[0])
         store = self._stores[lead.state_db]
         key_name = store_key(lead, len(members))
-        if self._connect_gate is None:  # process-wide: the first account's setting
-            self._connect_gate = asyncio.Semaphore(lead.imap_connect_concurrency)
-        links = dataclasses.replace(fanout.links(), connect_gate=self._connect_gate)
+        if self._connect_gate is None or self._imap_pool is None:  # process-wide: the first
+            concurrency = lead.imap_connect_concurrency  # account's setting
+            self._connect_gate = asyncio.Semaphore(concurrency)
+            self._imap_pool = ImapPool(pool_size(concurrency))
+        links = dataclasses.replace(
+            fanout.links(), connect_gate=self._connect_gate, pool=self._imap_pool
+        )
         watcher = MailboxWatcher(lead, store, fanout, links=links, key=key_name)
         box = _Mailbox(watcher, fanout, watcher_settings(lead))
         self._mailboxes[key] = box

@@ -1,7 +1,7 @@
 """File descriptors: what N accounts need, and the soft limit raised to cover it.
 
-Each account holds its IMAP socket and one eventfd (the IMAP thread's
-wake-up); the postpress connection pool is shared (at most
+Each account holds its IMAP socket (counted twice: room for an OAuth2 token
+command's pipes or a reconnect's new socket); the postpress connection pool is shared (at most
 ``SharedSessions.LIMIT`` sockets per API), each state database holds three
 files (database, WAL, shared memory), and the control API needs room for its
 clients. Short of descriptors, accept() and connect() fail at random (drafts
@@ -24,7 +24,7 @@ log = structlog.get_logger(__name__)
 
 # The interpreter, its libraries, log streams, the notify socket, ...
 BASE_FDS = 64
-PER_ACCOUNT_FDS = 2  # IMAP socket + wake-up eventfd
+PER_ACCOUNT_FDS = 2  # IMAP socket, and room for a token command's pipes
 PER_STORE_FDS = 3  # database, -wal, -shm
 # Control API clients at once (status, health probes, metrics scrapes, publishes).
 CONTROL_FDS = 256

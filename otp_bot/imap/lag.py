@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from structlog.typing import FilteringBoundLogger
 
 from otp_bot.config import Settings
+from otp_bot.imap.pool import ImapPool
 from otp_bot.imap.reading import Fetched
 
 # New mail seen this long after its arrival means the server's notifications
@@ -46,6 +47,9 @@ class WatcherLinks:
     after_use_failed: Callable[[str], None] = _ignore
     # Shared by the mailboxes of a process: how many may be connecting at once.
     connect_gate: asyncio.Semaphore | None = None
+    # Shared by the mailboxes of a process: the threads their IMAP calls run on
+    # (None: the process-wide default, ``pool.shared_pool()``).
+    pool: ImapPool | None = None
 
 
 def seen_by(*, idle: bool, spoke: bool) -> str:

@@ -44,7 +44,7 @@ async def check_mailbox(settings: Settings) -> MailboxReport:
     tokens = tokens_for(settings)
 
     def probe() -> MailboxReport:
-        session = Session(settings, tokens, None)
+        session = Session(settings, tokens)
         try:
             folder = session.open()
             server = folder.server
@@ -87,7 +87,7 @@ async def last_linkedin_mail(settings: Settings) -> bytes | None:
     tokens = tokens_for(settings)
 
     def look() -> bytes | None:
-        session = Session(settings, tokens, None)
+        session = Session(settings, tokens)
         try:
             session.open()
             uids = [uid for uid, _ in session.newest(LAST_MAIL_WINDOW)]

@@ -1,4 +1,4 @@
-"""One blocking IMAP connection (imap-tools), used from the watcher's own thread.
+"""One blocking IMAP connection (imap-tools); its methods run on the IMAP pool's threads.
 
 Every method either does what it says or raises ``MailboxError`` (connection
 trouble: reconnect) or ``MailboxAuthError`` (login refused). Mail is only ever
@@ -11,11 +11,11 @@ with its error translation.)
 from __future__ import annotations
 
 import imaplib
-import select
 import socket
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 
 from imap_tools import BaseMailBox
 
@@ -35,6 +35,19 @@ from otp_bot.imap.wire import LIBRARY_ERRORS, translated
 CLOSE_TIMEOUT = 0.8
 
 
+class Waiting(Enum):
+    """How ``begin_wait`` left the connection."""
+
+    # New mail was already announced: no wait, look now.
+    SPOKE = "spoke"
+    # In IDLE, and the server's next words are already buffered: end it at once.
+    BUFFERED = "buffered"
+    # In IDLE: wait for the socket to become readable.
+    IDLING = "idling"
+    # No IDLE on this server: wait the poll interval, then NOOP.
+    POLLING = "polling"
+
+
 @dataclass(frozen=True, slots=True)
 class FolderState:
     uidvalidity: int
@@ -50,11 +63,12 @@ class FolderState:
 class Session:
     """A logged-in connection with the watched folder selected."""
 
-    def __init__(self, settings: Settings, tokens: TokenSource | None, wake_fd: int | None) -> None:
+    def __init__(self, settings: Settings, tokens: TokenSource | None) -> None:
         self._settings = settings
         self._tokens = tokens
-        self._wake_fd = wake_fd
         self._box: BaseMailBox | None = None
+        self._waiting: Waiting | None = None  # the wait begun and not yet ended
+        self._idle_tag: bytes | None = None  # IDLE's tag while it runs
         self.folder: FolderState | None = None
 
     # --- connecting ---------------------------------------------------------
@@ -158,52 +172,52 @@ class Session:
                 return item.literal, size <= limit and len(item.literal) >= size
         return None
 
-    # --- waiting --------------------------------------------------------------
+    # --- waiting (lane.ImapLane.wait: these two run on a pool thread, the wait between
+    # them on the event loop) ----------------------------------------------------
 
-    def wait(self, timeout: float) -> bool:
-        """Block until the server reports something, ``timeout`` passes or we are woken.
-
-        True when the server spoke. A silent timeout ends with a NOOP probe, so
-        a dead connection is found here rather than at the next mail.
-        """
+    def begin_wait(self) -> Waiting:
+        """Start a wait: IDLE sent and its continuation read, when the server has IDLE."""
+        self._waiting = None
         with translated("idle"):
             if self.client.untagged_responses.pop("EXISTS", None):
-                return True
-            if not self.state.idle:
-                self._wait_readable(timeout, watch_socket=False)
-                self._noop()
-                return True
-            spoke = self._idle(timeout)
-            if not spoke:
-                self._noop()
-            return spoke
+                self._waiting = Waiting.SPOKE
+            elif not self.state.idle:
+                self._waiting = Waiting.POLLING
+            else:
+                self._waiting = self._begin_idle()
+        return self._waiting
 
-    def _idle(self, timeout: float) -> bool:
+    def _begin_idle(self) -> Waiting:
         client = self.client
         tag = client._command("IDLE")
+        self._idle_tag = tag
         while client._get_response() is not None:  # untagged lines before "+ idling"
             if client.tagged_commands.get(tag):
+                self._idle_tag = None
                 raise MailboxError(f"IDLE refused: {client.tagged_commands[tag]!r}")
-        try:
-            # Lines that came with the continuation sit in imaplib's buffer,
-            # where select() cannot see them.
-            return fetch.buffered_input(client) or self._wait_readable(timeout, watch_socket=True)
-        finally:
-            client.send(b"DONE\r\n")
-            self.box.consume_until_tagged_response(tag)
+        # New mail announced before, or together with, the continuation sits in
+        # imaplib's (or TLS's) buffer, where the socket's readiness cannot show it.
+        if "EXISTS" in client.untagged_responses or fetch.buffered_input(client):
+            return Waiting.BUFFERED
+        return Waiting.IDLING
 
-    def _wait_readable(self, timeout: float, *, watch_socket: bool) -> bool:
-        # poll(2), not a selector: no epoll descriptor is made for each wait.
-        poller = select.poll()
-        server = self.client.sock.fileno() if watch_socket else None
-        if server is not None:
-            poller.register(server, select.POLLIN)
-        if self._wake_fd is not None:
-            poller.register(self._wake_fd, select.POLLIN)
-        ready = {fd for fd, _events in poller.poll(max(0.0, timeout) * 1000)}
-        if self._wake_fd is not None and self._wake_fd in ready:
-            fetch.drain(self._wake_fd)
-        return server is not None and server in ready
+    def end_wait(self, *, spoke: bool) -> bool:
+        """End the wait begun last: DONE after IDLE; a NOOP probe after a poll or a silent
+        IDLE. True when the server spoke (always after a poll: look anyway)."""
+        waiting, self._waiting = self._waiting, None
+        with translated("idle"):
+            if self._idle_tag is not None:
+                tag, self._idle_tag = self._idle_tag, None
+                self.client.send(b"DONE\r\n")
+                self.box.consume_until_tagged_response(tag)
+            if waiting is Waiting.POLLING or (waiting is Waiting.IDLING and not spoke):
+                self._noop()
+        return waiting is not Waiting.IDLING or spoke
+
+    def fileno(self) -> int:
+        """The socket the server's IDLE notices arrive on."""
+        with translated("idle"):
+            return self.client.sock.fileno()
 
     def _noop(self) -> None:
         typ, data = self.client.noop()

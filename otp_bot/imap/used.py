@@ -20,9 +20,9 @@ from otp_bot.config import Settings
 from otp_bot.errors import MailboxError
 from otp_bot.imap.actions import effective
 from otp_bot.imap.lag import WatcherLinks
+from otp_bot.imap.lane import ImapLane
 from otp_bot.imap.reading import IncomingMail
 from otp_bot.imap.session import FolderState
-from otp_bot.imap.thread import ImapThread
 
 # First retry of a failed action after this long, doubling per attempt ...
 RETRY_BASE = 5.0
@@ -43,12 +43,12 @@ def retry_delay(attempt: int) -> float:
 
 
 class UsedMail:
-    """Applies OTP_BOT_MAIL_AFTER_USE through the watcher's IMAP thread."""
+    """Applies OTP_BOT_MAIL_AFTER_USE through the watcher's IMAP lane."""
 
     def __init__(
         self,
         settings: Settings,
-        imap: ImapThread,
+        imap: ImapLane,
         links: WatcherLinks,
         log: FilteringBoundLogger,
     ) -> None:

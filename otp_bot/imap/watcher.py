@@ -15,8 +15,9 @@ got through its catch-up. Used mail is handled by ``used.UsedMail``, lag by
 ``lag.LagMeter``; what stays here (the state machine, catch-up and the
 waiting policy, about 270 lines) reads best in one place.
 
-Blocking imap-tools calls run in one dedicated thread per watcher
-(``otp_bot.imap.session.Session``); this module keeps the state machine, the
+Blocking imap-tools calls (``otp_bot.imap.session.Session``) run on the
+process's shared IMAP pool, in order per mailbox, and IDLE waits on the event
+loop (``otp_bot.imap.lane.ImapLane``); this module keeps the state machine, the
 watermark and the handoff on the asyncio side. The watermark advances only
 after the handler returned, in the same transaction that records the
 Message-ID, so a crash at any point neither loses nor repeats a message.
@@ -37,10 +38,11 @@ from otp_bot.errors import MailboxAuthError, MailboxError
 from otp_bot.imap.auth import tokens_for
 from otp_bot.imap.handoff import Handoff, MailHandler
 from otp_bot.imap.lag import LagMeter, WatcherLinks, seen_by
+from otp_bot.imap.lane import ImapLane
+from otp_bot.imap.pool import shared_pool
 from otp_bot.imap.probe import MailboxReport, check_mailbox
 from otp_bot.imap.reading import IncomingMail, fetch_new, window_start
 from otp_bot.imap.session import FolderState
-from otp_bot.imap.thread import ImapThread
 from otp_bot.imap.used import UsedMail
 from otp_bot.store.db import Store, Watermark
 
@@ -49,7 +51,7 @@ log = structlog.get_logger(__name__)
 # First reconnect delay; doubles per failed attempt up to imap_backoff_max. A
 # connection that got as far as a catch-up resets it.
 BACKOFF_BASE = 0.5
-# After stop is set, a thread still blocked in a socket call gets its socket
+# After stop is set, a call still blocked on the socket gets its socket
 # shut down after this long (run() must return within 2 s).
 STOP_ABORT_AFTER = 1.0
 # Messages fetched and handed off per round; bounds memory during a catch-up.
@@ -115,13 +117,18 @@ class MailboxWatcher:
         about = {"account_id": settings.account_id} if key is None else {"mailbox": key}
         self._log = log.bind(**about, folder=settings.imap_folder)
         self._handoff = Handoff(store, self._key, settings.imap_folder, handler, self._log)
-        self._imap = ImapThread(settings, tokens_for(settings))
         self._links = links or WatcherLinks()
+        self._imap = ImapLane(settings, tokens_for(settings), self._links.pool or shared_pool())
         self._used = UsedMail(settings, self._imap, self._links, self._log)
         self._lag = LagMeter(settings, self._links, self._log)
         self._behind = False  # the handler failed: retry soon
         self._caught_up = False  # this connection got through its catch-up
         self._stop = asyncio.Event()
+
+    @property
+    def waiting(self) -> bool:
+        """True while waiting for mail (IDLE, or between polls): no thread is held then."""
+        return self._imap.waiting
 
     def nudge(self) -> None:
         """A draft started waiting for a code: end a long IDLE now and start probing."""
@@ -132,7 +139,6 @@ class MailboxWatcher:
     async def run(self, stop: asyncio.Event) -> None:
         """Watch until ``stop`` is set; returns within 2 s of it."""
         self._stop = stop
-        self._imap.start()
         guard = asyncio.create_task(self._stop_guard())
         try:
             await self._reconnect_loop()
@@ -193,7 +199,7 @@ class MailboxWatcher:
         self._set_state(WatcherState.WATCHING)
         while not self._stop.is_set():
             await self._used.apply_due()
-            spoke = await self._imap.call(self._imap.require().wait, self._wait_for(folder))
+            spoke = await self._imap.wait(self._wait_for(folder))
             self._progress()
             if not self._stop.is_set():
                 await self._catch_up(live=True, how=seen_by(idle=folder.idle, spoke=spoke))
@@ -259,7 +265,7 @@ class MailboxWatcher:
     async def after_use(self, mail: IncomingMail) -> None:
         """Apply OTP_BOT_MAIL_AFTER_USE to this message; errors are logged, not raised.
 
-        Runs on the IMAP thread between two of the watcher's own calls (an IDLE
+        Runs on the mailbox's IMAP lane between two of the watcher's own calls (an IDLE
         in progress is woken for it). While disconnected it waits for the next
         connection; a failed attempt is counted and tried again with backoff.
         """

@@ -2,14 +2,13 @@
 
 imaplib hands back FETCH answers as a list mixing ``(prefix, literal)`` tuples
 and plain lines; ``parse`` turns them into ``Item`` values. The rest are
-helpers around imaplib's buffering and the watcher's wake-up pipe.
+helpers around imaplib's buffering.
 """
 
 from __future__ import annotations
 
 import imaplib
 import io
-import os
 import re
 import ssl
 from collections.abc import Iterator, Sequence
@@ -136,27 +135,22 @@ def buffered_input(client: imaplib.IMAP4) -> bool:
     """True when imaplib (or TLS) already holds unread bytes from the server.
 
     IDLE can swallow a notification: mail that arrived just before IDLE is
-    announced in the same read as the continuation line, and select() on the
-    socket then sleeps until its timeout.
+    announced in the same read as the continuation line, and the socket then
+    does not become readable until the server's next words.
     """
     sock = client.sock
     if isinstance(sock, ssl.SSLSocket) and sock.pending():
         return True
+    if getattr(client, "_readbuf", None):  # Python 3.14's imaplib buffers here
+        return True
+    reader = getattr(client, "file", None)
+    if not isinstance(reader, io.BufferedReader):
+        return False
     previous = sock.gettimeout()
     sock.settimeout(0)
     try:
-        reader: io.BufferedReader = client.file  # type: ignore[assignment]
         return bool(reader.peek(1))
     except OSError:  # nothing there (would block), or a dead socket found later
         return False
     finally:
         sock.settimeout(previous)
-
-
-def drain(fd: int) -> None:
-    """Empty the non-blocking wake-up descriptor (an eventfd, or a pipe)."""
-    try:
-        while os.read(fd, 4096):
-            pass
-    except BlockingIOError:
-        pass
