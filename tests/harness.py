@@ -37,6 +37,8 @@ REPO = Path(__file__).resolve().parent.parent
 POLL = 0.05
 # Process start-up (Python imports, IMAP login) on a slow 2-core machine.
 START_TIMEOUT = 20.0
+# One CLI command, `otp-bot check` included (its API and IMAP calls have timeouts of their own).
+CLI_TIMEOUT = 90.0
 
 SMALL_TIMEOUTS = {
     "OTP_BOT_API_TIMEOUT": "3",
@@ -138,6 +140,19 @@ def child_env() -> dict[str, str]:
     env["PYTHONPATH"] = str(REPO)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def otp_bot(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """``python -m otp_bot ARGS`` as a user runs it: output captured, exit code not checked."""
+    return subprocess.run(
+        [sys.executable, "-m", "otp_bot", *map(str, args)],
+        cwd=REPO,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        check=False,
+    )
 
 
 class Simulator(Proc):
@@ -250,6 +265,13 @@ class Account:
         """Where the daemon keeps its state (and its control token, read by the client)."""
         return Path(dotenv_values(self.env_file)["OTP_BOT_STATE_DIR"] or "state")
 
+    def env_with(self, path: Path, **values: str) -> Path:
+        """A copy of its env file at ``path``, with these variables set to other values."""
+        lines = [line for line in self.env_file.read_text().splitlines()
+                 if line.split("=", 1)[0] not in values]  # fmt: skip
+        path.write_text("\n".join([*lines, *(f"{k}={v}" for k, v in values.items())]) + "\n")
+        return path
+
 
 @dataclass
 class Stack:
@@ -355,8 +377,8 @@ def running_stack(users: Iterable[str]) -> Iterator[Stack]:
     if not dc.available():
         raise RuntimeError("dovecot is not installed: run `make test`, which installs it")
     stack = Stack()
-    stack.start_dovecot(users)
     try:
+        stack.start_dovecot(users)
         yield stack
     finally:
         print(stack.logs())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +17,7 @@ from otp_bot.imap.probe import MailboxReport
 from otp_bot.imap.server import Namespace
 from otp_bot.imap.session import Session
 from tests import dovecot as dc
-from tests.harness import REPO, Account, Stack, child_env
+from tests.harness import Account, Stack, otp_bot, running_stack
 from tests.mailbox_helpers import linkedin_message, settings_for
 
 pytestmark = [pytest.mark.dovecot, pytest.mark.slow]
@@ -28,26 +27,6 @@ RUNNING = "running@example.test"
 # The check lines, in the order they print.
 NAMES = ["config", "control", "ca-file", "state", "api",
          "mailbox", "server", "trust", "dkim", "clock"]  # fmt: skip
-
-
-def otp_bot(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "otp_bot", *map(str, args)],
-        cwd=REPO,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-
-
-def env_with(account: Account, path: Path, **values: str) -> Path:
-    """A copy of the account's env file with some variables set to other values."""
-    lines = [line for line in account.env_file.read_text().splitlines()
-             if line.split("=", 1)[0] not in values]  # fmt: skip
-    path.write_text("\n".join([*lines, *(f"{k}={v}" for k, v in values.items())]) + "\n")
-    return path
 
 
 def lines_of(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
@@ -66,19 +45,13 @@ def lines_of(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     """Dovecot with one message per user; an account without a daemon, one with."""
-    if not dc.available():
-        pytest.fail("dovecot is not installed: run `make test`, which installs it")
-    stack = Stack()
-    try:
-        server = stack.start_dovecot([USER, RUNNING])
-        server.append(linkedin_message(), user=USER)  # the clock check reads its arrival
+    with running_stack([USER, RUNNING]) as stack:
+        assert stack.dovecot is not None
+        stack.dovecot.append(linkedin_message(), user=USER)  # the clock check reads its arrival
         stack.add_account("acc_chk", USER)
         stack.add_account("acc_run", RUNNING)
         stack.daemon("acc_run").start_ready()
         yield stack
-    finally:
-        print(stack.logs())
-        stack.close()
 
 
 @pytest.fixture
@@ -114,7 +87,7 @@ def test_json_is_one_object(account: Account) -> None:
 
 def test_wrong_api_key_is_refused_by_the_api(account: Account, tmp_path: Path) -> None:
     """A wrong key: exit 4, the api line says refused, the hint names OTP_BOT_API_KEY."""
-    env = env_with(account, tmp_path / "k.env", OTP_BOT_API_KEY="pp_test_wrong_key_42")
+    env = account.env_with(tmp_path / "k.env", OTP_BOT_API_KEY="pp_test_wrong_key_42")
     result = otp_bot("check", "--env-file", env)
     assert result.returncode == 4, result.stdout
     api = lines_of(result)["api"]
@@ -126,7 +99,7 @@ def test_wrong_api_key_is_refused_by_the_api(account: Account, tmp_path: Path) -
 
 def test_unknown_account_is_named(account: Account, tmp_path: Path) -> None:
     """An account id the key does not see: exit 4, the hint names OTP_BOT_ACCOUNT_ID."""
-    env = env_with(account, tmp_path / "a.env", OTP_BOT_ACCOUNT_ID="acc_nobody")
+    env = account.env_with(tmp_path / "a.env", OTP_BOT_ACCOUNT_ID="acc_nobody")
     result = otp_bot("check", "--env-file", env)
     assert result.returncode == 4, result.stdout
     assert "check OTP_BOT_ACCOUNT_ID" in lines_of(result)["api"]
@@ -145,7 +118,7 @@ def test_disconnected_account_needs_attention(account: Account) -> None:
 
 def test_refused_login_names_the_variables(account: Account, tmp_path: Path) -> None:
     """A wrong password: exit 5, the hint names the variables, the clock is skipped."""
-    env = env_with(account, tmp_path / "p.env", OTP_BOT_IMAP_PASSWORD="wrong-password-7")
+    env = account.env_with(tmp_path / "p.env", OTP_BOT_IMAP_PASSWORD="wrong-password-7")
     result = otp_bot("check", "--env-file", env)
     assert result.returncode == 5, result.stdout
     found = lines_of(result)
@@ -157,7 +130,7 @@ def test_refused_login_names_the_variables(account: Account, tmp_path: Path) -> 
 
 def test_several_failures_exit_with_the_first_class(account: Account, tmp_path: Path) -> None:
     """Wrong key and wrong password: exit 4 (API comes before mailbox)."""
-    env = env_with(account, tmp_path / "kp.env", OTP_BOT_API_KEY="pp_test_bad_key_1",
+    env = account.env_with(tmp_path / "kp.env", OTP_BOT_API_KEY="pp_test_bad_key_1",
                    OTP_BOT_IMAP_PASSWORD="bad-password-1")  # fmt: skip
     assert otp_bot("check", "--env-file", env).returncode == 4
 
@@ -173,7 +146,7 @@ def test_state_directory_that_cannot_be_made(account: Account, tmp_path: Path) -
     """A state directory under a regular file: exit 3, the file named; nothing created."""
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    env = env_with(account, tmp_path / "s.env", OTP_BOT_STATE_DIR=str(blocker / "state"))
+    env = account.env_with(tmp_path / "s.env", OTP_BOT_STATE_DIR=str(blocker / "state"))
     result = otp_bot("check", "--env-file", env)
     assert result.returncode == 3, result.stdout
     assert f"{blocker} is not a directory" in lines_of(result)["state"]
@@ -182,7 +155,7 @@ def test_state_directory_that_cannot_be_made(account: Account, tmp_path: Path) -
 def test_missing_state_directory_is_not_created(account: Account, tmp_path: Path) -> None:
     """check only looks: a state directory that does not exist yet is reported, not made."""
     state = tmp_path / "new-state"
-    env = env_with(account, tmp_path / "n.env", OTP_BOT_STATE_DIR=str(state))
+    env = account.env_with(tmp_path / "n.env", OTP_BOT_STATE_DIR=str(state))
     result = otp_bot("check", "--env-file", env)
     assert result.returncode == 0, result.stdout
     assert "will be created" in lines_of(result)["state"]
@@ -191,7 +164,7 @@ def test_missing_state_directory_is_not_created(account: Account, tmp_path: Path
 
 def test_exposed_control_api_without_token(account: Account, tmp_path: Path) -> None:
     """0.0.0.0 without OTP_BOT_CONTROL_TOKEN: exit 2, the control line says why."""
-    env = env_with(account, tmp_path / "c.env", OTP_BOT_CONTROL_ADDR="0.0.0.0:8787")
+    env = account.env_with(tmp_path / "c.env", OTP_BOT_CONTROL_ADDR="0.0.0.0:8787")
     result = otp_bot("check", "--env-file", env)
     assert result.returncode == 2, result.stdout
     assert "not a loopback address" in lines_of(result)["control"]
@@ -201,7 +174,7 @@ def test_unloadable_ca_file(account: Account, tmp_path: Path) -> None:
     """A CA file that is no PEM certificate: exit 2, the file named with a hint."""
     bad = tmp_path / "ca.pem"
     bad.write_text("not a certificate\n")
-    env = env_with(account, tmp_path / "ca.env", OTP_BOT_IMAP_CA_FILE=str(bad))
+    env = account.env_with(tmp_path / "ca.env", OTP_BOT_IMAP_CA_FILE=str(bad))
     result = otp_bot("check", "--env-file", env)
     assert result.returncode == 2, result.stdout
     assert f"{bad} cannot be loaded" in lines_of(result)["ca-file"]

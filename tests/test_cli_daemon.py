@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests import dovecot as dc
-from tests.harness import REPO, Account, Daemon, Stack, child_env
+from tests.harness import Account, Daemon, Stack, otp_bot, running_stack
 
 pytestmark = [pytest.mark.dovecot, pytest.mark.slow]
 
@@ -20,34 +18,10 @@ LOCKED = "locked@example.test"
 TOKEN = "cli-control-token-0123456789abcdef"
 
 
-def otp_bot(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "otp_bot", *map(str, args)],
-        cwd=REPO,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def env_with(account: Account, path: Path, name: str, value: str) -> Path:
-    """A copy of the account's env file with one variable set to another value."""
-    lines = [line for line in account.env_file.read_text().splitlines()
-             if not line.startswith(f"{name}=")]  # fmt: skip
-    path.write_text("\n".join([*lines, f"{name}={value}"]) + "\n")
-    return path
-
-
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     """One Dovecot, an account with a token-protected daemon, and a locked-out account."""
-    if not dc.available():
-        pytest.fail("dovecot is not installed: run `make test`, which installs it")
-    stack = Stack()
-    try:
-        stack.start_dovecot([USER, LOCKED])
+    with running_stack([USER, LOCKED]) as stack:
         stack.add_account("acc_cli", USER, OTP_BOT_CONTROL_TOKEN=TOKEN)
         stack.daemon("acc_cli", token=TOKEN).start_ready()
         # A second daemon: a state directory of its own (one daemon per state directory).
@@ -59,9 +33,6 @@ def stack() -> Iterator[Stack]:
         )
         stack.daemon("acc_locked").start_ready()
         yield stack
-    finally:
-        print(stack.logs())
-        stack.close()
 
 
 @pytest.fixture
@@ -221,7 +192,7 @@ def test_live_health_ignores_a_refused_login(stack: Stack, account: Account) -> 
 def test_health_without_a_daemon(tmp_path: Path, account: Account) -> None:
     """No daemon on the control address: exit 1, saying nothing answers there."""
     port = dc.free_port()
-    env = env_with(account, tmp_path / "nobody.env", "OTP_BOT_CONTROL_ADDR", f"127.0.0.1:{port}")
+    env = account.env_with(tmp_path / "nobody.env", OTP_BOT_CONTROL_ADDR=f"127.0.0.1:{port}")
     result = otp_bot("health", "--env-file", env)
     assert result.returncode == 1
     assert f"no otp-bot daemon answers on 127.0.0.1:{port}" in result.stderr

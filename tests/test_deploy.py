@@ -20,7 +20,7 @@ import yaml
 
 from otp_bot.config import Settings, load_settings
 from otp_bot.control.client import ControlClient
-from tests.harness import Daemon, Stack
+from tests.harness import Daemon, running_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -265,9 +265,7 @@ def test_daemon_runs_as_the_unit_starts_it(tmp_path: Path) -> None:
     """Secrets only as credential files, state in $STATE_DIRECTORY: READY, WATCHDOG, a
     draft published, SIGTERM -> STOPPING and exit 0."""
     assert unit_values("ExecStart")[0].split()[1:] == ["run"]  # no --env-file: all from env
-    stack = Stack()
-    try:
-        stack.start_dovecot(["bot@example.test"])
+    with running_stack(["bot@example.test"]) as stack:
         account = stack.add_account("acc_unit", "bot@example.test")
         env = unit_environment(account.env_file, tmp_path)
         assert "OTP_BOT_API_KEY" not in env
@@ -288,8 +286,6 @@ def test_daemon_runs_as_the_unit_starts_it(tmp_path: Path) -> None:
         daemon.signal(signal.SIGTERM)
         assert daemon.wait(timeout=10) == 0, daemon.tail()
         daemon.wait_notified("STOPPING=1", timeout=1)
-    finally:
-        stack.close()
 
 
 # --- Dockerfile -----------------------------------------------------------------
@@ -402,9 +398,7 @@ def image_environment() -> dict[str, str]:
 def test_daemon_runs_with_a_read_only_root(tmp_path: Path) -> None:
     """As in the container: only the state volume writable, secrets as files; a draft is
     published, `otp-bot health` (the HEALTHCHECK) exits 0, SIGTERM exits 0."""
-    stack = Stack()
-    try:
-        stack.start_dovecot(["bot@example.test"])
+    with running_stack(["bot@example.test"]) as stack:
         account = stack.add_account("acc_ro", "bot@example.test")
         env = unit_environment(account.env_file, tmp_path)
         volume = tmp_path / "volume"
@@ -432,8 +426,6 @@ def test_daemon_runs_with_a_read_only_root(tmp_path: Path) -> None:
         assert (volume / "otp-bot.sqlite3").is_file()
         daemon.signal(signal.SIGTERM)
         assert daemon.wait(timeout=10) == 0, daemon.tail()
-    finally:
-        stack.close()
 
 
 def test_demo_dovecot_config_parses() -> None:

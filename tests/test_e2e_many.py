@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 import signal
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -191,7 +190,7 @@ def test_sighup_adds_removes_and_changes_accounts_mid_flight(stack: Stack) -> No
         )
     # Second reload: acc_c comes back, acc_b changes (restarts), the bad file is gone.
     shutil.copy(c.env_file, accounts / "c.env")
-    env_with(b.env_file, accounts / "b.env", "OTP_BOT_REPUBLISH_LIMIT", "3")
+    b.env_with(accounts / "b.env", OTP_BOT_REPUBLISH_LIMIT="3")
     (accounts / "bad.env").unlink()
     second = hup(daemon, 2)
     assert (second["added"], second["changed"], second["kept"]) == (["acc_c"], ["acc_b"], ["acc_a"])
@@ -219,8 +218,3 @@ def test_sighup_adds_removes_and_changes_accounts_mid_flight(stack: Stack) -> No
     assert sum(e.get("account_id") == "acc_a" for e in connected) == 1, connected
     assert not any(e.get("account_id") == "acc_b" for e in connected), connected
     assert sum(e.get("account_id") == "acc_c" for e in connected) == 2, connected
-
-
-def env_with(source: Path, path: Path, name: str, value: str) -> None:
-    lines = [line for line in source.read_text().splitlines() if not line.startswith(f"{name}=")]
-    path.write_text("\n".join([*lines, f"{name}={value}"]) + "\n")
