@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,6 +209,18 @@ class Dovecot(ImapClientMixin):
     def kill(self) -> None:
         """Hard kill of the whole process group: clients see a reset or nothing."""
         self._signal_group(signal.SIGKILL)
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The whole process group stopped (SIGSTOP) for the block, then continued: a
+        hung mail server, whose connections stay open and never answer."""
+        assert self._proc is not None
+        group = self._proc.pid
+        os.killpg(group, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.killpg(group, signal.SIGCONT)
 
     def restart(self) -> None:
         self.stop()

@@ -7,7 +7,6 @@ was sent under two different Idempotency-Keys.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -181,12 +180,8 @@ def test_two_accounts_one_broken(stack: Stack) -> None:
 def test_second_sigint_forces_exit(stack: Stack) -> None:
     """A second SIGINT during a slow shutdown (mail server frozen) exits at once with 130."""
     _sim, daemon = start(stack)
-    server = stack.dovecot
-    assert server is not None
-    assert server._proc is not None
-    group = server._proc.pid
-    os.killpg(group, signal.SIGSTOP)  # our own Dovecot: its LOGOUT now never answers
-    try:
+    assert stack.dovecot is not None
+    with stack.dovecot.frozen():  # our own Dovecot: its LOGOUT now never answers
         daemon.signal(signal.SIGINT)
         wait_until(
             "the daemon to begin stopping",
@@ -195,8 +190,6 @@ def test_second_sigint_forces_exit(stack: Stack) -> None:
         )
         daemon.signal(signal.SIGINT)
         code = daemon.wait(timeout=STOP_BOUND)
-    finally:
-        os.killpg(group, signal.SIGCONT)
     assert code == 130, daemon.tail()
     assert any(line.get("event") == "forced_exit" for line in daemon.lines())
 
@@ -204,17 +197,11 @@ def test_second_sigint_forces_exit(stack: Stack) -> None:
 def test_sigterm_with_a_hung_mail_server_still_stops_in_time(stack: Stack) -> None:
     """The mail server stops answering mid-session: SIGTERM still ends the daemon within 3 s."""
     _sim, daemon = start(stack)
-    server = stack.dovecot
-    assert server is not None
-    assert server._proc is not None
-    group = server._proc.pid
-    os.killpg(group, signal.SIGSTOP)
-    try:
+    assert stack.dovecot is not None
+    with stack.dovecot.frozen():
         daemon.signal(signal.SIGTERM)
         try:
             code = daemon.wait(timeout=STOP_BOUND)
         except subprocess.TimeoutExpired:
             pytest.fail(f"the daemon did not stop within {STOP_BOUND} s\n{daemon.tail()}")
-    finally:
-        os.killpg(group, signal.SIGCONT)
     assert code == 0, daemon.tail()

@@ -96,17 +96,7 @@ async def test_refresh_token_grant_prints_the_access_token(
     """Microsoft: the refresh grant with the IMAP scope; only the token on stdout."""
     state, url = endpoint
     refresh = secret(tmp_path, "rt", "M.refresh-1")
-    code, out, err = await run(
-        argv(
-            url,
-            "--provider",
-            "microsoft",
-            "--client-id",
-            "app-1",
-            "--refresh-token-file",
-            str(refresh),
-        )
-    )
+    code, out, err = await run(m365(url, refresh))
     assert (code, out, err) == (0, "ya29.access-token-1\n", "")
     (form,) = state.forms
     assert form["grant_type"] == "refresh_token"
