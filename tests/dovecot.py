@@ -101,6 +101,11 @@ class Dovecot(ImapClientMixin):
     def user(self) -> str:
         return self.users[0]
 
+    @property
+    def pid(self) -> int | None:
+        """The master process (its own session: every Dovecot process shares it)."""
+        return self._proc.pid if self._proc is not None else None
+
     def __post_init__(self) -> None:
         self.root.chmod(0o755)
         for name in ("mail", "state"):
