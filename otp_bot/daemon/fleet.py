@@ -45,7 +45,7 @@ from otp_bot.imap.pool import ImapPool, pool_size
 from otp_bot.imap.watcher import MailboxWatcher
 from otp_bot.logs import bind, register_secrets
 from otp_bot.postpress.client import SharedSessions
-from otp_bot.solve.reader import ProcessReader
+from otp_bot.solve.readers import ReaderPool, reader_count
 from otp_bot.store.db import Store
 
 log = structlog.get_logger(__name__)
@@ -85,7 +85,7 @@ class Fleet:
         self._sessions = SharedSessions()  # one connection pool per API, for every account
         self._connect_gate: asyncio.Semaphore | None = None  # mailboxes connecting at once
         self._imap_pool: ImapPool | None = None  # threads for every mailbox's IMAP calls
-        self._reader = ProcessReader()  # one child process reads every account's mail
+        self._reader = ReaderPool()  # child processes reading every account's mail
         self._closed = False
 
     def accounts(self) -> list[Account]:
@@ -115,6 +115,8 @@ class Fleet:
             for path in new_locks:
                 self._locks.pop(path).release()
             raise
+        if settings and not self.members:  # process-wide: the first account's setting
+            self._reader.limit = reader_count(settings[0].mail_readers)
         plan = _diff(self.members, wanted)
         await self._retire([*plan["removed"], *plan["changed"]])
         for account_id in (*plan["added"], *plan["changed"]):

@@ -9,7 +9,8 @@ four budgets plus a second, for a machine busy with other work), it is
 killed and a fresh one is started for the next mail. The event loop only
 ever awaits a pipe.
 
-One reader serves every account of the daemon, one mail at a time.
+One reader reads one mail at a time; the daemon holds several
+(``readers.ReaderPool``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,103 @@
+"""Several reader children: mail of different accounts read at once, a stuck child
+holding up only its own mail, and how many children OTP_BOT_MAIL_READERS means."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+
+import pytest
+
+from otp_bot.solve.reader import TooSlow
+from otp_bot.solve.reader_child import Reading
+from otp_bot.solve.readers import AUTO_MAX, ReaderPool, reader_count
+from tests.emails.timing import build
+
+GENUINE = build("text", "a", 1024)
+HEAVY = build("html", "<a ", 1 << 20)  # far over TINY_BUDGET (see test_reader.py)
+TINY_BUDGET = 0.001
+# A stopped child is killed after 4 budgets + 1 s: room for the other child to answer.
+BUDGET = 1.0
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[ReaderPool]:
+    pool = ReaderPool(limit=2)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def test_two_mails_at_once_are_read_by_two_children(pool: ReaderPool) -> None:
+    """Two readings in flight together each get a child of their own (a second is
+    started only because the first is busy); both answer."""
+    found = await asyncio.gather(
+        pool.read(GENUINE, Reading(), BUDGET), pool.read(GENUINE, Reading(), BUDGET)
+    )
+    assert [f.code for f in found] == ["482913", "482913"]
+    assert pool.started == 2
+    assert len(set(pool.pids)) == 2
+
+
+async def test_one_mail_at_a_time_keeps_one_child(pool: ReaderPool) -> None:
+    """Mail read one after the other reuses the same child: a quiet daemon runs one."""
+    for _ in range(3):
+        assert (await pool.read(GENUINE, Reading(), BUDGET)).code == "482913"
+    assert pool.started == 1
+
+
+async def test_a_stuck_child_holds_up_only_its_own_mail(pool: ReaderPool) -> None:
+    """With one child stopped (as one stuck in C code would be), the other mail in
+    flight is answered while the stuck one waits; the stuck child is then killed at
+    its hard deadline and replaced, and the pool reads on."""
+    await asyncio.gather(
+        pool.read(GENUINE, Reading(), BUDGET), pool.read(GENUINE, Reading(), BUDGET)
+    )
+    stuck = pool.pids[0]
+    os.kill(stuck, signal.SIGSTOP)
+    readings = [asyncio.create_task(pool.read(GENUINE, Reading(), BUDGET)) for _ in range(2)]
+    done, pending = await asyncio.wait(readings, return_when=asyncio.FIRST_COMPLETED)
+    assert len(done) == 1
+    assert len(pending) == 1
+    assert done.pop().result().code == "482913"
+    with pytest.raises(TooSlow) as refused:
+        await pending.pop()
+    assert refused.value.killed is True
+    assert stuck not in pool.pids
+    assert (await pool.read(GENUINE, Reading(), BUDGET)).code == "482913"
+    assert pool.started == 3
+
+
+async def test_a_mail_over_budget_beside_a_genuine_one(pool: ReaderPool) -> None:
+    """A mail over its budget is refused by its own child's timer while a genuine mail
+    read at the same time gets its code; no child is killed or replaced."""
+    heavy = pool.read(HEAVY, Reading(), TINY_BUDGET)
+    genuine = pool.read(GENUINE, Reading(), BUDGET)
+    results = await asyncio.gather(heavy, genuine, return_exceptions=True)
+    assert isinstance(results[0], TooSlow)
+    assert results[0].killed is False
+    assert not isinstance(results[1], BaseException)
+    assert results[1].code == "482913"
+    assert pool.started == 2
+
+
+async def test_close_ends_every_child(pool: ReaderPool) -> None:
+    """After close() no child of the pool is left running."""
+    await asyncio.gather(
+        pool.read(GENUINE, Reading(), BUDGET), pool.read(GENUINE, Reading(), BUDGET)
+    )
+    pids = pool.pids
+    await pool.close()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_reader_count_follows_the_setting_or_the_cpus() -> None:
+    """OTP_BOT_MAIL_READERS=n means n; 0 means one per usable CPU, at least 1, at most 4."""
+    assert reader_count(3) == 3
+    cpus = len(os.sched_getaffinity(0))
+    assert reader_count(0) == max(1, min(AUTO_MAX, cpus))
