@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -29,7 +28,6 @@ from pydantic import (
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
-    PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
@@ -40,8 +38,6 @@ from otp_bot.sources import Origins, origins
 from otp_bot.vocabulary import VERIFICATION_FORMS, InputForm, PublishMode, PublishService
 
 ENV_PREFIX = "OTP_BOT_"
-# True while ``config_load`` builds settings from values it read itself.
-PREREAD: ContextVar[bool] = ContextVar("PREREAD", default=False)
 # Durations are given in seconds (fractions allowed).
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
@@ -144,19 +140,6 @@ class ControlSettings(BaseSettings):
     def _host_port(cls, value: str) -> str:
         split_host_port(value)
         return value
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        if PREREAD.get():  # config_load read every source once, for many accounts
-            return (init_settings,)
-        return (init_settings, env_settings, dotenv_settings, file_secret_settings)
 
 
 class Settings(ControlSettings):
