@@ -19,11 +19,14 @@ from otp_bot.imap.server import Namespace, ServerInfo
 
 
 def learn(client: imaplib.IMAP4) -> ServerInfo:
-    """Post-login capabilities and the personal namespace (or the root's delimiter)."""
-    typ, data = client.capability()
-    if typ != "OK":
-        raise MailboxError(f"CAPABILITY refused: {data!r}")
-    names = info.capabilities(data)
+    """Post-login capabilities and the personal namespace (or the root's delimiter).
+
+    The capabilities are those the login's answer carried (``OK [CAPABILITY
+    ...]``, which RFC 3501 6.2.3 lets a client use without asking: Dovecot,
+    Gmail and most servers send it), else a CAPABILITY command's: one round
+    trip less per connection where the server offers them.
+    """
+    names = _announced(client) or _asked(client)
     namespace = None
     if "NAMESPACE" in names:
         typ, data = _refusal_as_no(client.namespace)
@@ -32,6 +35,19 @@ def learn(client: imaplib.IMAP4) -> ServerInfo:
         typ, data = _refusal_as_no(lambda: client.list('""', '""'))
         namespace = Namespace("", info.list_delimiter(data) if typ == "OK" else None)
     return ServerInfo(names, namespace)
+
+
+def _announced(client: imaplib.IMAP4) -> frozenset[str]:
+    """The capabilities announced since the login started (``login`` clears older ones)."""
+    data = client.untagged_responses.pop("CAPABILITY", None)
+    return info.capabilities(data) if data else frozenset()
+
+
+def _asked(client: imaplib.IMAP4) -> frozenset[str]:
+    typ, data = client.capability()
+    if typ != "OK":
+        raise MailboxError(f"CAPABILITY refused: {data!r}")
+    return info.capabilities(data)
 
 
 def _refusal_as_no(command: Callable[[], tuple[str, list[Any]]]) -> tuple[str, list[Any]]:

@@ -50,6 +50,8 @@ def _open(s: Settings) -> BaseMailBox:
 
 
 def login(box: BaseMailBox, settings: Settings, tokens: TokenSource | None) -> None:
+    # What the server announces from here on is its post-login word (learn reads it).
+    box.client.untagged_responses.pop("CAPABILITY", None)
     try:
         if tokens is None:
             _password_login(box, settings)
