@@ -1,4 +1,4 @@
-"""What the shell asks of an account's drafts: add one (checked), retry, find, cancel.
+"""What the shell asks of an account's drafts: add one (checked), retry, cancel.
 
 ``add_draft`` is where a draft enters otp-bot (the control API only parses
 its JSON types), so it is the one place its id, options and checkpoint are
@@ -43,7 +43,7 @@ log = structlog.get_logger(__name__)
 
 
 class DraftControls:
-    """Adds, re-queues, finds and cancels one account's drafts."""
+    """Adds, re-queues and cancels one account's drafts."""
 
     def __init__(
         self,

@@ -4,12 +4,12 @@ One ``AccountWorker`` per account. It builds its parts, each with everything
 it needs passed to its constructor, and runs the loop; the shell calls only
 the worker:
 
-- ``Ledger``: the account's drafts, and ``commit``, the one way they move;
+- ``Ledger``: the account's drafts as stored, and ``commit``, the one way they move;
 - ``MailIntake``: ``on_mail`` keeps what a trusted e-mail offers, wakes the loop;
 - ``DraftSteps``: one committed step at a time (publish, submit, wait for mail);
 - ``Outages`` and ``Holding``: re-sends after an API outage, held accounts;
 - ``AfterUseTasks``: the mailbox's after-use action on a used e-mail;
-- ``DraftControls``: add, retry, find and cancel (the control API's calls);
+- ``DraftControls``: add, retry and cancel (the control API's calls);
 - ``StepLoop``: one step after another, idle in between, until stopped.
 
 Only the loop (``run``) moves drafts that are under way; the controls only
