@@ -134,6 +134,12 @@ class Dovecot(ImapClientMixin):
             f"mail_location = maildir:{self.root}/mail/%u",
             "mail_max_userip_connections = 1000",
             "mail_fsync = never",
+            # Every test Dovecot runs as the same user, and the kernel allows a user
+            # fs.inotify.max_user_instances (default 128) inotify instances: with a
+            # benchmark's hundreds of IMAP processes on the machine, new IMAP processes
+            # get none and announce new mail to IDLE only at this check (default 30 s,
+            # longer than a test waits for a delivery).
+            "mailbox_idle_check_interval = 1 secs",
             f"passdb {{\n  driver = passwd-file\n  args = {self.root}/users\n}}",
             "userdb {\n  driver = static\n"
             f"  args = uid={run_user} gid={run_user} home={self.root}/mail/%u\n}}",
