@@ -204,7 +204,7 @@ class Settings(ControlSettings):
     # a mail over it is rejected as too_slow. LinkedIn's mails take about 1 ms.
     mail_cpu_budget: float = Field(default=0.25, gt=0, le=10, allow_inf_nan=False)
     # How many child processes may read mail at once (a process-wide bound: the
-    # first account's value is used); 0: one per CPU, at most 4.
+    # first account's value is used); 0: two per CPU, at most 4.
     mail_readers: int = Field(default=0, ge=0, le=32)
     mail_move_folder: str = "otp-bot/used"
 

@@ -67,8 +67,11 @@ async def test_a_stuck_child_holds_up_only_its_own_mail(pool: ReaderPool) -> Non
         await pending.pop()
     assert refused.value.killed is True
     assert stuck not in pool.pids
-    assert (await pool.read(GENUINE, Reading(), BUDGET)).code == "482913"
-    assert pool.started == 3
+    found = await asyncio.gather(
+        pool.read(GENUINE, Reading(), BUDGET), pool.read(GENUINE, Reading(), BUDGET)
+    )
+    assert [f.code for f in found] == ["482913", "482913"]
+    assert pool.started == 3  # the killed child's place went to a fresh one
 
 
 async def test_a_mail_over_budget_beside_a_genuine_one(pool: ReaderPool) -> None:
@@ -96,8 +99,26 @@ async def test_close_ends_every_child(pool: ReaderPool) -> None:
             os.kill(pid, 0)
 
 
+async def test_a_caller_that_gives_up_takes_its_mail_out_of_the_queue() -> None:
+    """A reading cancelled while it waits for a child is never sent to one; the next
+    mail is read as usual."""
+    pool = ReaderPool(limit=1)
+    try:
+        first = asyncio.create_task(pool.read(GENUINE, Reading(), BUDGET))
+        second = asyncio.create_task(pool.read(HEAVY, Reading(), BUDGET))
+        await asyncio.sleep(0)  # one turn of the loop: both tasks run up to their wait
+        second.cancel()
+        assert (await first).code == "482913"
+        with pytest.raises(asyncio.CancelledError):
+            await second
+        assert (await pool.read(GENUINE, Reading(), BUDGET)).code == "482913"
+        assert pool.started == 1
+    finally:
+        await pool.close()
+
+
 def test_reader_count_follows_the_setting_or_the_cpus() -> None:
-    """OTP_BOT_MAIL_READERS=n means n; 0 means one per usable CPU, at least 1, at most 4."""
+    """OTP_BOT_MAIL_READERS=n means n; 0 means two per usable CPU, at least 1, at most 4."""
     assert reader_count(3) == 3
     cpus = len(os.sched_getaffinity(0))
-    assert reader_count(0) == max(1, min(AUTO_MAX, cpus))
+    assert reader_count(0) == max(1, min(AUTO_MAX, 2 * cpus))

@@ -2,10 +2,12 @@
 
 A ``ProcessReader`` reads one mail at a time; the daemon reads for every
 account, so a storm of mail (one per account at once) queued behind that one
-child. ``ReaderPool`` holds up to ``limit`` of them and gives each mail an idle
-one, starting another only while every running one is busy (the most
-recently freed child is reused first, so a quiet daemon keeps a single child).
-Each child keeps its own time budget, hard deadline and kill
+child. ``ReaderPool`` keeps a queue of mails and up to ``limit`` children, each
+served by a task of its own that takes the next mail as soon as its child
+answered (not a loop iteration later, when the caller wakes up): on a busy
+event loop the round trip to the child, not the reading, is what costs. A
+child is started only while every running one is busy, so a quiet daemon runs
+one. Each child keeps its own time budget, hard deadline and kill
 (docs/hostile-mail.md): a mail that stalls or kills its child holds up only
 itself, and the next mail is read by another child or a fresh one.
 """
@@ -13,14 +15,17 @@ itself, and the next mail is read by another child or a fresh one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from dataclasses import dataclass
 
 from otp_bot.mail.extract import Evidence
 from otp_bot.solve.reader import ProcessReader
 from otp_bot.solve.reader_child import Reading
 
-# With OTP_BOT_MAIL_READERS=0: one child per CPU this process may run on, at most this
-# many (each costs about 20 MB; a mail takes about a millisecond).
+# With OTP_BOT_MAIL_READERS=0: two children per CPU this process may run on (a
+# reading waits for the event loop about as long as it computes), at most this
+# many (each costs about 17 MB).
 AUTO_MAX = 4
 
 
@@ -28,36 +33,64 @@ def reader_count(setting: int) -> int:
     """How many children ``OTP_BOT_MAIL_READERS`` means (0: from the CPU count)."""
     if setting > 0:
         return setting
-    return max(1, min(AUTO_MAX, len(os.sched_getaffinity(0))))
+    return max(1, min(AUTO_MAX, 2 * len(os.sched_getaffinity(0))))
+
+
+@dataclass(slots=True)
+class _Job:
+    raw: bytes
+    how: Reading
+    budget: float
+    answer: asyncio.Future[Evidence]
 
 
 class ReaderPool:
     """The daemon's reader (``MailReader``): ``read`` never blocks the loop; ``close`` when done.
 
-    ``limit`` may be set until the first mail is read; later changes are ignored.
+    ``limit`` may be lowered or raised at any time; it bounds the children started
+    from then on.
     """
 
     def __init__(self, limit: int = 1) -> None:
         self.limit = limit
-        self._slots: asyncio.Semaphore | None = None
+        self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
         self._readers: list[ProcessReader] = []
-        self._idle: list[ProcessReader] = []  # a stack: the most recently freed on top
+        self._workers: list[asyncio.Task[None]] = []
+        self._idle = 0  # workers waiting for a mail
 
     async def read(self, raw: bytes, how: Reading, budget: float) -> Evidence:
-        """The evidence of ``raw``, read by an idle child; raises as ``ProcessReader.read``."""
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(max(1, self.limit))
-        async with self._slots:
-            reader = self._idle.pop() if self._idle else self._new()
-            try:
-                return await reader.read(raw, how, budget)
-            finally:
-                self._idle.append(reader)
+        """The evidence of ``raw``; raises as ``ProcessReader.read``. A caller that is
+        cancelled while its mail waits takes it out of the queue."""
+        job = _Job(raw, how, budget, asyncio.get_running_loop().create_future())
+        self._jobs.put_nowait(job)
+        # More mail waiting than idle children to take it: another child, within the limit.
+        if self._jobs.qsize() > self._idle and len(self._workers) < max(1, self.limit):
+            reader = ProcessReader()
+            self._readers.append(reader)
+            self._workers.append(asyncio.create_task(self._serve(reader)))
+        return await job.answer
 
-    def _new(self) -> ProcessReader:
-        reader = ProcessReader()
-        self._readers.append(reader)
-        return reader
+    async def _serve(self, reader: ProcessReader) -> None:
+        """One child's task: read the queued mails one after the other, for ever."""
+        while True:
+            self._idle += 1
+            try:
+                job = await self._jobs.get()
+            finally:
+                self._idle -= 1
+            if job.answer.done():  # its caller gave up while it waited
+                continue
+            try:
+                found = await reader.read(job.raw, job.how, job.budget)
+            except asyncio.CancelledError:
+                job.answer.cancel()
+                raise
+            except Exception as exc:  # noqa: BLE001 - TooSlow, Unreadable...: the caller's
+                if not job.answer.done():
+                    job.answer.set_exception(exc)
+            else:
+                if not job.answer.done():
+                    job.answer.set_result(found)
 
     @property
     def started(self) -> int:
@@ -70,6 +103,11 @@ class ReaderPool:
         return [reader.pid for reader in self._readers if reader.pid is not None]
 
     async def close(self) -> None:
-        """End every child (each after the mail it is reading, if any)."""
+        """Stop reading (a mail being read is cancelled) and end every child."""
+        for worker in self._workers:
+            worker.cancel()
+        for worker in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
         for reader in self._readers:
             await reader.close()
