@@ -50,7 +50,11 @@ class ImapLane:
 
     async def call(self, fn: Callable[..., T], *args: object) -> T:
         async with self._turn:
-            return await asyncio.wrap_future(self._lane.submit(partial(fn, *args)))
+            return await self._run(partial(fn, *args))
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the lane (holding the turn is the caller's business)."""
+        return await asyncio.wrap_future(self._lane.submit(fn))
 
     async def open(self) -> FolderState:
         self.session = Session(self._settings, self._tokens)
@@ -71,16 +75,16 @@ class ImapLane:
         """
         session = self.require()
         async with self._turn:
-            begun = self._lane.submit(session.begin_wait)
-            spoke = True  # cancelled: end_wait only ends IDLE, no probe
+            spoke = True  # cancelled before the wait: end_wait only ends IDLE, no probe
             try:
-                waiting = await asyncio.wrap_future(begun)
+                waiting = await self._run(session.begin_wait)
                 fd = session.fileno() if waiting is Waiting.IDLING else None
                 if waiting in (Waiting.IDLING, Waiting.POLLING):
                     spoke = await self._until_readable(fd, seconds)
-            finally:  # also when cancelled or failed: DONE goes out before any later call
-                ended = self._lane.submit(partial(session.end_wait, spoke=spoke))
-            return await asyncio.wrap_future(ended)
+            except BaseException:  # cancelled or failed: DONE still goes before any later call
+                self._lane.submit(partial(session.end_wait, spoke=spoke))
+                raise
+            return await self._run(partial(session.end_wait, spoke=spoke))
 
     async def _until_readable(self, fd: int | None, seconds: float) -> bool:
         if self._woken:

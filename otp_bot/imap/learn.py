@@ -17,6 +17,13 @@ from otp_bot.errors import MailboxError
 from otp_bot.imap import server as info
 from otp_bot.imap.server import Namespace, ServerInfo
 
+# Every account on one server gets the same answer: the mailboxes share one
+# ServerInfo per distinct answer instead of each holding its own ~40 capability
+# names (4 kB a mailbox: 4 MB at 1,000). Bounded: a server answering differently
+# every time gets no more entries than this.
+KNOWN_ANSWERS = 64
+_known: dict[ServerInfo, ServerInfo] = {}
+
 
 def learn(client: imaplib.IMAP4) -> ServerInfo:
     """Post-login capabilities and the personal namespace (or the root's delimiter).
@@ -34,7 +41,17 @@ def learn(client: imaplib.IMAP4) -> ServerInfo:
     if namespace is None:  # no NAMESPACE: the root's delimiter, no prefix
         typ, data = _refusal_as_no(lambda: client.list('""', '""'))
         namespace = Namespace("", info.list_delimiter(data) if typ == "OK" else None)
-    return ServerInfo(names, namespace)
+    return shared(ServerInfo(names, namespace))
+
+
+def shared(server: ServerInfo) -> ServerInfo:
+    """An equal ServerInfo seen before, else this one (remembered while there is room)."""
+    known = _known.get(server)
+    if known is not None:
+        return known
+    if len(_known) < KNOWN_ANSWERS:
+        return _known.setdefault(server, server)  # atomic: pool threads may race here
+    return server
 
 
 def _announced(client: imaplib.IMAP4) -> frozenset[str]:

@@ -75,6 +75,8 @@ class Session:
 
     def open(self) -> FolderState:
         self._box = connect(self._settings)
+        with translated("connect"):
+            fetch.slim(self.client)
         login(self._box, self._settings, self._tokens)
         with translated("capabilities"):
             server = learn(self.client)

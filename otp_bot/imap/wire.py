@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import IO, cast
 
 from imap_tools.errors import ImapToolsError
 from imap_tools.utils import encode_folder
@@ -24,6 +25,14 @@ from otp_bot.imap.explain import hint, plain, server_text
 
 # Everything imaplib and imap-tools raise when a connection or command fails.
 LIBRARY_ERRORS = (imaplib.IMAP4.error, OSError, EOFError, ImapToolsError)
+
+# imaplib reads through an 8 kB buffer per connection (8 MB at 1,000 mailboxes).
+# IMAP lines are short and literals longer than the buffer are read past it, so
+# 1 kB costs a few more reads of a long answer and nothing else.
+READ_BUFFER = 1024
+# imaplib keeps a connection's last 10 lines in a debugging ring (``print_log``):
+# about 1.7 kB a mailbox that nothing reads. One is kept.
+COMMAND_LOG = 1
 
 _UID = re.compile(rb"\bUID (\d+)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
@@ -154,3 +163,16 @@ def buffered_input(client: imaplib.IMAP4) -> bool:
         return False
     finally:
         sock.settimeout(previous)
+
+
+def slim(client: imaplib.IMAP4) -> None:
+    """Shrink imaplib's per-connection memory, between two commands (nothing unread)."""
+    if not buffered_input(client):
+        reader = cast("IO[bytes]", client.sock.makefile("rb", buffering=READ_BUFFER))
+        old, client.file = client.file, reader
+        old.close()  # the socket stays open (makefile counts its readers)
+    state = vars(client)
+    ring = state.get("_cmd_log")
+    if isinstance(ring, dict):  # only when Python runs without -O
+        ring.clear()
+        state.update(_cmd_log_len=COMMAND_LOG, _cmd_log_idx=0)
