@@ -246,6 +246,19 @@ def test_genuine_mail_is_trusted_and_readable(kind: str) -> None:
     assert (mail.link is not None) == (kind == "EMAIL_VERIFICATION")
 
 
+def test_a_mail_is_rendered_once_and_says_what_compose_returned() -> None:
+    """compose() decides the code, link and Message-ID; the bytes (rendered at the first
+    raw, on the simulator's delivery thread) carry them, the same bytes every time."""
+    mail = compose("EMAIL_VERIFICATION", "bot@example.test", datetime.now(UTC), authserv_id="mx")
+    first = mail.raw
+    assert mail.raw is first
+    message = email.message_from_bytes(first)
+    assert message["Message-ID"] == mail.message_id
+    assert message["To"] == "bot@example.test"
+    evidence = extract(first)
+    assert (evidence.code, evidence.link) == (mail.code, mail.link)
+
+
 def test_lookalike_decoy_is_not_trusted() -> None:
     """A look-alike decoy fails the sender check and its topmost results; a lower one is forged."""
     mail = compose(

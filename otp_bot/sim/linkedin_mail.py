@@ -25,11 +25,13 @@ import imaplib
 import secrets
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
+from functools import partial
 from html import escape
 from pathlib import Path
 
@@ -79,15 +81,27 @@ class MailTarget:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class LinkedinMail:
-    """One composed e-mail and what it carries."""
+    """One composed e-mail and what it carries.
 
-    raw: bytes
+    Its bytes are rendered at the first ``raw``: the simulator asks on its
+    delivery thread, so a storm of checkpoints (a few ms of MIME work each)
+    does not stall the event loop that answers the API.
+    """
+
     message_id: str
     code: str  # the OTP, or the PIN of an e-mail confirmation
     link: str | None  # the confirmation link (EMAIL_VERIFICATION only)
     genuine: bool
+    _render: Callable[[], bytes] = field(repr=False)
+    _raw: bytes | None = field(default=None, repr=False)
+
+    @property
+    def raw(self) -> bytes:
+        if self._raw is None:
+            self._raw = self._render()
+        return self._raw
 
 
 def new_code() -> str:
@@ -111,12 +125,30 @@ def compose(
     """
     if decoy not in (None, *DECOYS):
         raise ValueError(f"decoy must be one of {DECOYS}")
-    genuine = decoy is None
     code = new_code()
     link = new_link() if checkpoint_type == "EMAIL_VERIFICATION" else None
+    domain = "linkedin-mail-security.com" if decoy == "lookalike" else "linkedin.com"
+    message_id = make_msgid(domain=f"ltx1-app{secrets.randbelow(9999)}.prod")
+    render = partial(
+        _render, code=code, link=link, to=to, now=now, authserv_id=authserv_id, decoy=decoy,
+        domain=domain, message_id=message_id,
+    )  # fmt: skip
+    return LinkedinMail(message_id, code, link, decoy is None, render)
+
+
+def _render(
+    *,
+    code: str,
+    link: str | None,
+    to: str,
+    now: datetime,
+    authserv_id: str,
+    decoy: str | None,
+    domain: str,
+    message_id: str,
+) -> bytes:
     subject, text = _member_message(code) if decoy == "member" else _subject_and_text(code, link)
     msg = EmailMessage(policy=SMTP)
-    domain = "linkedin-mail-security.com" if decoy == "lookalike" else "linkedin.com"
     signed = decoy in (None, "member")
     for name, value in _trace_headers(domain, now, authserv_id, None if signed else decoy):
         msg[name] = value
@@ -125,12 +157,12 @@ def compose(
     msg["To"] = to
     msg["Subject"] = subject
     msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = message_id = make_msgid(domain=f"ltx1-app{secrets.randbelow(9999)}.prod")
+    msg["Message-ID"] = message_id
     msg["X-LinkedIn-Class"] = _linkedin_class(link, decoy)
     msg["X-LinkedIn-Template"] = _template(link, decoy)
     msg.set_content(text + "\n" + _FOOTER, cte="quoted-printable")
     msg.add_alternative(_html(code, link), subtype="html", cte="quoted-printable")
-    return LinkedinMail(msg.as_bytes(), message_id, code, link, genuine)
+    return msg.as_bytes()
 
 
 def _linkedin_class(link: str | None, decoy: str | None) -> str:

@@ -110,7 +110,7 @@ class Post:
         give_up = time.monotonic() + retry_for
         while True:
             try:
-                await asyncio.to_thread(append, target, mail.raw)
+                await asyncio.to_thread(_render_and_append, target, mail)
             except DeliveryError as exc:
                 record = self.records.get(mail.message_id)  # gone after a reset
                 if record is not None:
@@ -129,3 +129,8 @@ class Post:
     def _failed(self, draft_id: str, exc: BaseException) -> None:
         self.errors.append(f"{draft_id}: {type(exc).__name__}: {exc}")
         log.error("sim_mail_failed", draft_id=draft_id, error=f"{type(exc).__name__}: {exc}")
+
+
+def _render_and_append(target: MailTarget, mail: LinkedinMail) -> None:
+    """On the delivery thread: the mail's bytes (rendered at first use) and their APPEND."""
+    append(target, mail.raw)
