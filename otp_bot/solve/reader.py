@@ -105,7 +105,10 @@ class ProcessReader:
         proc = self._proc or await self._start()
         done = False
         try:
-            reply = await asyncio.wait_for(_exchange(proc, raw, how, budget), hard_deadline(budget))
+            # asyncio.timeout, not wait_for: no task of its own, so an answer is
+            # taken up the turn of the loop it arrives in, not two turns later.
+            async with asyncio.timeout(hard_deadline(budget)):
+                reply = await _exchange(proc, raw, how, budget)
             done = True
         except TimeoutError:
             raise TooSlow(killed=True) from None
