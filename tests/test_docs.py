@@ -31,7 +31,11 @@ ENV_EXAMPLE = ROOT / ".env.example"
 README_MAX_BYTES = 10 * 1024
 SETTING_RE = re.compile(r"\bOTP_BOT_[A-Z0-9_]*[A-Z0-9]\b")
 LEVELS = frozenset({"debug", "info", "warning", "error", "exception", "critical"})
-METRIC_TYPES = frozenset({"Counter", "Gauge", "Histogram", "Summary", "Info", "Enum"})
+# prometheus-client's constructors and otp_bot/daemon/series.py's compact ones.
+METRIC_TYPES = frozenset(
+    {"Counter", "Gauge", "Histogram", "Summary", "Info", "Enum"}
+    | {"CounterSeries", "GaugeSeries", "HistogramSeries"}
+)
 EVENT_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 # structlog's own keywords (a traceback, a stack), not fields of the event.
 NOT_FIELDS = frozenset({"exc_info", "stack_info"})
@@ -93,7 +97,7 @@ def events() -> dict[str, set[str]]:
 
 
 def metric_names() -> set[str]:
-    """Names given to prometheus-client metric constructors in otp_bot/daemon/metrics.py."""
+    """Names given to metric constructors in otp_bot/daemon/metrics.py."""
     tree = ast.parse((PACKAGE / "daemon" / "metrics.py").read_text())
     names = set()
     for node in ast.walk(tree):

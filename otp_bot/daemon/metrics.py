@@ -2,10 +2,11 @@
 
 A per-process ``CollectorRegistry`` (not prometheus-client's global one), so
 several accounts share one set of metrics told apart by the ``account`` label,
-and tests build as many as they like. Prometheus conventions: counters end in
-``_total``, durations in ``_seconds``, Unix times in ``_timestamp_seconds``;
-no ``_created`` series; the label values of one metric never overlap, so
-``sum()`` over a label counts each event once.
+and tests build as many as they like. The labelled series are kept compactly
+(``series.py``: a dict entry each, not a metric object with a lock per value).
+Prometheus conventions: counters end in ``_total``, durations in ``_seconds``,
+Unix times in ``_timestamp_seconds``; no ``_created`` series; the label values
+of one metric never overlap, so ``sum()`` over a label counts each event once.
 
     otp_bot_emails_total{account,result}                 trusted | rejected
     otp_bot_mail_unreadable_total{account,error}         error class | too_slow
@@ -38,9 +39,7 @@ from collections.abc import Iterable, Mapping
 import prometheus_client
 from prometheus_client import (
     CollectorRegistry,
-    Counter,
     Gauge,
-    Histogram,
     PlatformCollector,
     ProcessCollector,
     generate_latest,
@@ -48,6 +47,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from otp_bot import __version__
+from otp_bot.daemon.series import CounterSeries, GaugeSeries, HistogramSeries
 from otp_bot.errors import ERROR_TYPES
 from otp_bot.solve.drafts import TERMINAL, State
 
@@ -90,90 +90,89 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
-        labels = ["account"]
-        self.emails = Counter(
+        add, labels = self.registry, ["account"]
+        self.emails = CounterSeries(
             "otp_bot_emails",
             "E-mails looked at, by verdict (trusted or rejected).",
             [*labels, "result"],
-            registry=self.registry,
+            add,
         )
-        self.mail_unreadable = Counter(
+        self.mail_unreadable = CounterSeries(
             "otp_bot_mail_unreadable",
             "E-mails the reader could not read, by error class (too_slow: over the CPU budget).",
             [*labels, "error"],
-            registry=self.registry,
+            add,
         )
-        self.submissions = Counter(
+        self.submissions = CounterSeries(
             "otp_bot_checkpoint_submissions",
             "Checkpoint inputs submitted, by the API's answer.",
             [*labels, "result"],
-            registry=self.registry,
+            add,
         )
-        self.drafts = Gauge(
-            "otp_bot_drafts", "Drafts in each state.", [*labels, "state"], registry=self.registry
+        self.drafts = GaugeSeries(
+            "otp_bot_drafts", "Drafts in each state.", [*labels, "state"], add
         )
-        self.finished = Counter(
+        self.finished = CounterSeries(
             "otp_bot_drafts_finished",
             "Drafts that reached a final state, by outcome and error type.",
             [*labels, "outcome", "error"],
-            registry=self.registry,
+            add,
         )
-        self.api_errors = Counter(
+        self.api_errors = CounterSeries(
             "otp_bot_api_errors",
             "Error answers from postpress, by errors/... type (retried attempts included).",
             [*labels, "type"],
-            registry=self.registry,
+            add,
         )
-        self.email_to_submit = Histogram(
+        self.email_to_submit = HistogramSeries(
             "otp_bot_email_to_submit_seconds",
             "Time from an e-mail being seen to its input being submitted, per input form.",
             [*labels, "input"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            add,
+            LATENCY_BUCKETS,
         )
-        self.last_progress = Gauge(
+        self.last_progress = GaugeSeries(
             "otp_bot_mailbox_last_progress_timestamp_seconds",
             "Unix time of the mailbox loop's last progress.",
             labels,
-            registry=self.registry,
+            add,
         )
-        self.account_up = Gauge(
+        self.account_up = GaugeSeries(
             "otp_bot_account_up",
             "1 when the account is healthy (mailbox fresh, no account error), else 0.",
             labels,
-            registry=self.registry,
+            add,
         )
-
-        self.mailbox_lag = Histogram(
+        self.mailbox_lag = HistogramSeries(
             "otp_bot_mailbox_lag_seconds",
             "Time from a new e-mail's arrival (INTERNALDATE) to the bot seeing it.",
             labels,
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            add,
+            LATENCY_BUCKETS,
         )
-        self.after_use_failures = Counter(
+        self.after_use_failures = CounterSeries(
             "otp_bot_mailbox_after_use_failures",
             "After-use actions (seen, move, delete) that failed and will be tried again.",
             [*labels, "action"],
-            registry=self.registry,
+            add,
         )
-        self.account_held = Gauge(
+        self.account_held = GaugeSeries(
             "otp_bot_account_held",
             "1 while postpress holds the account (an account-level error; drafts wait).",
             labels,
-            registry=self.registry,
+            add,
         )
-        self.api_reachable = Gauge(
+        self.api_reachable = GaugeSeries(
             "otp_bot_api_reachable",
             "0 while the postpress API fails past the retry budget (drafts retrying), else 1.",
             labels,
-            registry=self.registry,
+            add,
         )
-        self.webhook_deliveries = Counter(
+        self.webhook_deliveries = CounterSeries(
             "otp_bot_webhook_deliveries",
             "Webhook delivery attempts, by result (delivered or failed).",
             [*labels, "result"],
-            registry=self.registry,
+            add,
         )
         build = Gauge(
             "otp_bot_build_info",
@@ -184,47 +183,47 @@ class Metrics:
         build.labels(version=__version__, python=platform.python_version()).set(1)
 
     def set_held(self, account: str, *, held: bool) -> None:
-        self.account_held.labels(account=account).set(1 if held else 0)
+        self.account_held.set(1 if held else 0, account=account)
 
     def set_api_reachable(self, account: str, *, reachable: bool) -> None:
-        self.api_reachable.labels(account=account).set(1 if reachable else 0)
+        self.api_reachable.set(1 if reachable else 0, account=account)
 
     def webhook(self, account: str, result: str) -> None:
-        self.webhook_deliveries.labels(account=account, result=result).inc()
+        self.webhook_deliveries.inc(account=account, result=result)
 
     def unreadable(self, account: str, error: str) -> None:
-        self.mail_unreadable.labels(account=account, error=error).inc()
+        self.mail_unreadable.inc(account=account, error=error)
 
     def email(self, account: str, result: str) -> None:
-        self.emails.labels(account=account, result=result).inc()
+        self.emails.inc(account=account, result=result)
 
     def submission(self, account: str, result: str) -> None:
-        self.submissions.labels(account=account, result=result).inc()
+        self.submissions.inc(account=account, result=result)
 
     def api_error(self, account: str, error_type: str) -> None:
-        self.api_errors.labels(account=account, type=error_type).inc()
+        self.api_errors.inc(account=account, type=error_type)
 
     def draft_finished(self, account: str, outcome: str, error: str | None) -> None:
-        self.finished.labels(account=account, outcome=outcome, error=error_label(error)).inc()
+        self.finished.inc(account=account, outcome=outcome, error=error_label(error))
 
     def latency(self, account: str, input_form: str, seconds: float) -> None:
         form = input_form if input_form in INPUT_FORMS else "code"
-        self.email_to_submit.labels(account=account, input=form).observe(max(0.0, seconds))
+        self.email_to_submit.observe(max(0.0, seconds), account=account, input=form)
 
     def mail_lag(self, account: str, seconds: float) -> None:
-        self.mailbox_lag.labels(account=account).observe(max(0.0, seconds))
+        self.mailbox_lag.observe(max(0.0, seconds), account=account)
 
     def after_use_failure(self, account: str, action: str) -> None:
-        self.after_use_failures.labels(account=account, action=action).inc()
+        self.after_use_failures.inc(account=account, action=action)
 
     def set_drafts(self, account: str, counts: Mapping[str, int]) -> None:
         for state, count in counts.items():
-            self.drafts.labels(account=account, state=state).set(count)
+            self.drafts.set(count, account=account, state=state)
 
     def set_health(self, account: str, *, up: bool, last_progress_unix: float | None) -> None:
-        self.account_up.labels(account=account).set(1 if up else 0)
+        self.account_up.set(1 if up else 0, account=account)
         if last_progress_unix is not None:
-            self.last_progress.labels(account=account).set(last_progress_unix)
+            self.last_progress.set(last_progress_unix, account=account)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
