@@ -42,6 +42,15 @@ async def test_two_mails_at_once_are_read_by_two_children(pool: ReaderPool) -> N
     assert len(set(pool.pids)) == 2
 
 
+async def test_start_readies_one_child_the_first_mail_then_uses(pool: ReaderPool) -> None:
+    """start() runs a child before any mail; the first mail is read by that one."""
+    await pool.start()
+    (pid,) = pool.pids
+    assert (await pool.read(GENUINE, Reading(), BUDGET)).code == "482913"
+    assert pool.pids == [pid]
+    assert pool.started == 1
+
+
 async def test_one_mail_at_a_time_keeps_one_child(pool: ReaderPool) -> None:
     """Mail read one after the other reuses the same child: a quiet daemon runs one."""
     for _ in range(3):

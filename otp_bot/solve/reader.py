@@ -119,6 +119,12 @@ class ProcessReader:
                 await self._discard()
         return reply
 
+    async def start(self) -> None:
+        """Start the child now rather than at the first mail (raises ReaderUnavailable)."""
+        async with self._lock:
+            if self._proc is None:
+                await self._start()
+
     @property
     def pid(self) -> int | None:
         """The child's process id while one runs."""

@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 
 from otp_bot.mail.extract import Evidence
-from otp_bot.solve.reader import ProcessReader
+from otp_bot.solve.reader import ProcessReader, ReaderUnavailable
 from otp_bot.solve.reader_child import Reading
 
 # With OTP_BOT_MAIL_READERS=0: two children per CPU this process may run on (a
@@ -65,10 +65,23 @@ class ReaderPool:
         self._jobs.put_nowait(job)
         # More mail waiting than idle children to take it: another child, within the limit.
         if self._jobs.qsize() > self._idle and len(self._workers) < max(1, self.limit):
-            reader = ProcessReader()
-            self._readers.append(reader)
-            self._workers.append(asyncio.create_task(self._serve(reader)))
+            self._add()
         return await job.answer
+
+    async def start(self) -> None:
+        """Start the first child ahead of the first mail, which then does not wait
+        for it (about 0.2 s); never raises: a failure is the first mail's to see."""
+        if self._readers:
+            return
+        reader = self._add()
+        with contextlib.suppress(ReaderUnavailable):
+            await reader.start()
+
+    def _add(self) -> ProcessReader:
+        reader = ProcessReader()
+        self._readers.append(reader)
+        self._workers.append(asyncio.create_task(self._serve(reader)))
+        return reader
 
     async def _serve(self, reader: ProcessReader) -> None:
         """One child's task: read the queued mails one after the other, for ever."""
