@@ -1,13 +1,18 @@
-"""What one IMAP connection keeps in memory: a small read buffer, one shared server description."""
+"""What one IMAP connection keeps in memory: a small read buffer, shared server description and
+TLS context."""
 
 from __future__ import annotations
 
+import ssl
 import sys
 from pathlib import Path
 
+import pytest
+
 from otp_bot.imap import wire
+from otp_bot.imap.auth import tls_context
 from otp_bot.imap.session import Session
-from tests.dovecot import Dovecot
+from tests.dovecot import Certificates, Dovecot
 from tests.mailbox_helpers import linkedin_message, settings_for
 
 
@@ -43,3 +48,55 @@ def test_connections_to_one_server_share_its_description(dovecot: Dovecot, tmp_p
     finally:
         first.close()
         second.close()
+
+
+@pytest.mark.parametrize("security", ["tls", "starttls"])
+def test_tls_connections_share_one_context(
+    dovecot_tls: Dovecot, tmp_path: Path, security: str
+) -> None:
+    """Two TLS (or STARTTLS) mailboxes with one CA file use one SSLContext (each holds the
+    parsed system CA store, about 0.8 MB), and both are verified and logged in."""
+    assert dovecot_tls.certs is not None
+    port = dovecot_tls.tls_port if security == "tls" else dovecot_tls.port
+    sessions = [
+        Session(
+            settings_for(
+                dovecot_tls,
+                tmp_path / name,
+                imap_host="localhost",
+                imap_port=port,
+                imap_security=security,
+                imap_ca_file=dovecot_tls.certs.ca,
+            ),
+            None,
+        )
+        for name in ("a", "b")
+    ]
+    try:
+        for session in sessions:
+            session.open()
+        first, second = (session.client.sock for session in sessions)
+        assert isinstance(first, ssl.SSLSocket)
+        assert isinstance(second, ssl.SSLSocket)
+        assert first.context is second.context
+    finally:
+        for session in sessions:
+            session.close()
+
+
+def test_a_changed_ca_file_gets_a_new_context(tmp_path: Path) -> None:
+    """A CA file rewritten on disk is read again at the next connection, not served stale."""
+    first, second = (Certificates.create(_made(tmp_path / n)) for n in ("one", "two"))
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(first.ca.read_bytes())
+    before = tls_context(ca)
+    assert tls_context(ca) is before
+    ca.write_bytes(first.ca.read_bytes() + second.ca.read_bytes())
+    after = tls_context(ca)
+    assert after is not before
+    assert after.cert_store_stats()["x509_ca"] == before.cert_store_stats()["x509_ca"] + 1
+
+
+def _made(directory: Path) -> Path:
+    directory.mkdir()
+    return directory
