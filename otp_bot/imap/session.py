@@ -219,7 +219,10 @@ class Session:
     def fileno(self) -> int:
         """The socket the server's IDLE notices arrive on."""
         with translated("idle"):
-            return self.client.sock.fileno()
+            fd = self.client.sock.fileno()
+        if fd < 0:
+            raise MailboxError("idle: the connection is closed")
+        return fd
 
     def _noop(self) -> None:
         typ, data = self.client.noop()

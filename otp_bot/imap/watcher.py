@@ -13,7 +13,7 @@ seconds then. The lag from a message's arrival to the bot seeing it is
 measured for mail found while watching. The backoff resets once a connection
 got through its catch-up. Used mail is handled by ``used.UsedMail``, lag by
 ``lag.LagMeter``; what stays here (the state machine, catch-up and the
-waiting policy, about 270 lines) reads best in one place.
+waiting policy, about 290 lines) reads best in one place.
 
 Blocking imap-tools calls (``otp_bot.imap.session.Session``) run on the
 process's shared IMAP pool, in order per mailbox, and IDLE waits on the event
