@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from otp_bot.imap.lane import ImapLane
 from otp_bot.imap.pool import ImapPool, Lane, pool_size
@@ -251,3 +252,21 @@ async def test_stuck_connects_leave_a_thread_for_other_mailboxes(
             silent.close()  # the hung logins fail now, so their watchers can stop
     finally:
         silent.close()
+
+
+def test_a_thread_that_cannot_start_is_logged_and_the_job_still_runs() -> None:
+    """When no thread can be started (here: a stack no mmap can give), the pool says so
+    (imap_thread_failed) and keeps the job; the next call starts a thread and both run."""
+    pool = ImapPool(2)
+    lane, other = Lane(pool), Lane(pool)
+    previous = threading.stack_size(1 << 60)  # beyond any address space
+    try:
+        with capture_logs() as logs:
+            stranded = lane.submit(lambda: "stranded")
+    finally:
+        threading.stack_size(previous)
+    assert [e["event"] for e in logs] == ["imap_thread_failed"]
+    assert logs[0]["threads"] == 0
+    assert pool.threads == 0
+    assert other.submit(lambda: "next").result(THREAD_TIMEOUT) == "next"
+    assert stranded.result(THREAD_TIMEOUT) == "stranded"

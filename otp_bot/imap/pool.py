@@ -21,9 +21,12 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+import structlog
+
 from otp_bot.config import Settings
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 # A pool thread with nothing to do for this long ends (the pool grows again on
 # demand): a start-up burst of logins leaves no crowd of idle threads behind.
@@ -61,7 +64,7 @@ class ImapPool:
             return self._threads
 
     def run(self, job: Callable[[], None]) -> None:
-        """Run ``job`` on a pool thread (it must not raise)."""
+        """Run ``job`` on a pool thread (it must not raise); never raises itself."""
         self._jobs.put(job)
         with self._lock:
             if self._idle > 0:
@@ -72,7 +75,17 @@ class ImapPool:
             self._threads += 1
             self._ever += 1
             name = f"{THREAD_NAME}-{self._ever}"
-        threading.Thread(target=self._serve, name=name, daemon=True).start()
+        try:
+            threading.Thread(target=self._serve, name=name, daemon=True).start()
+        except RuntimeError as exc:  # out of threads (RLIMIT_NPROC, memory)
+            failure = str(exc)
+        else:
+            return
+        # The job waits for a running thread; the next job tries to start one again.
+        with self._lock:
+            self._threads -= 1
+            running = self._threads
+        log.error("imap_thread_failed", error=failure, threads=running)
 
     def _serve(self) -> None:
         while True:
