@@ -270,3 +270,19 @@ def test_a_thread_that_cannot_start_is_logged_and_the_job_still_runs() -> None:
     assert pool.threads == 0
     assert other.submit(lambda: "next").result(THREAD_TIMEOUT) == "next"
     assert stranded.result(THREAD_TIMEOUT) == "stranded"
+
+
+async def test_threads_that_retire_after_a_backlog_leave_no_job_stranded() -> None:
+    """Calls queued while every thread was busy, then threads retiring idle: a later call
+    still gets a thread (the pool never believes in an idle thread that is gone)."""
+    pool = ImapPool(2, idle_exit=0.05)
+    started = [threading.Event(), threading.Event()]
+    release = threading.Event()
+    blocked = [Lane(pool).submit(_blocking(s, release)) for s in started]
+    assert all(s.wait(THREAD_TIMEOUT) for s in started)
+    backlog = [Lane(pool).submit(lambda i=i: i) for i in range(6)]  # type: ignore[misc]
+    release.set()
+    assert [job.result(THREAD_TIMEOUT) for job in blocked] == ["released"] * 2
+    assert [job.result(THREAD_TIMEOUT) for job in backlog] == list(range(6))
+    await until(lambda: pool.threads == 0)
+    assert Lane(pool).submit(lambda: "later").result(THREAD_TIMEOUT) == "later"

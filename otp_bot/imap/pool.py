@@ -44,7 +44,12 @@ def pool_size(connect_concurrency: int) -> int:
 
 
 class ImapPool:
-    """At most ``size`` daemon threads running submitted jobs, started on demand."""
+    """At most ``size`` daemon threads running submitted jobs, started on demand.
+
+    Jobs are queued under the pool's lock; a thread counts as waiting only
+    while it blocks on the queue, and retires only when it finds the queue
+    empty under the lock, so no job is ever left queued with no thread to run it.
+    """
 
     def __init__(self, size: int, *, idle_exit: float = THREAD_IDLE_EXIT) -> None:
         if size < 1:
@@ -54,7 +59,7 @@ class ImapPool:
         self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads = 0  # alive
-        self._idle = 0  # alive, waiting, and not yet promised to a queued job
+        self._waiting = 0  # blocked on the queue (or just about to be)
         self._ever = 0  # started so far (thread names)
 
     @property
@@ -65,13 +70,10 @@ class ImapPool:
 
     def run(self, job: Callable[[], None]) -> None:
         """Run ``job`` on a pool thread (it must not raise); never raises itself."""
-        self._jobs.put(job)
         with self._lock:
-            if self._idle > 0:
-                self._idle -= 1  # an idle thread takes it
-                return
-            if self._threads >= self.size:
-                return  # queued until a thread is free
+            self._jobs.put(job)
+            if self._jobs.qsize() <= self._waiting or self._threads >= self.size:
+                return  # a waiting thread takes it, or the next one to finish a job
             self._threads += 1
             self._ever += 1
             name = f"{THREAD_NAME}-{self._ever}"
@@ -88,25 +90,26 @@ class ImapPool:
         log.error("imap_thread_failed", error=failure, threads=running)
 
     def _serve(self) -> None:
+        while (job := self._next_job()) is not None:
+            job()
+
+    def _next_job(self) -> Callable[[], None] | None:
+        """The next job; None when there was none for ``idle_exit`` s (the thread ends)."""
         while True:
+            with self._lock:
+                self._waiting += 1
             try:
                 job = self._jobs.get(timeout=self._idle_exit)
             except queue.Empty:
-                if self._retire():
-                    return
+                with self._lock:
+                    self._waiting -= 1
+                    if self._jobs.empty():  # jobs are put under this lock: none is missed
+                        self._threads -= 1
+                        return None
                 continue
-            job()
             with self._lock:
-                self._idle += 1
-
-    def _retire(self) -> bool:
-        """After an idle spell: end this thread unless a queued job was promised to it."""
-        with self._lock:
-            if self._idle == 0:  # every waiting thread is promised a job: keep going
-                return False
-            self._idle -= 1
-            self._threads -= 1
-            return True
+                self._waiting -= 1
+            return job
 
 
 class Lane:
