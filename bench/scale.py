@@ -45,6 +45,7 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -284,6 +285,7 @@ def run_one(n: int) -> dict[str, Any]:
     notify.bind(str(root / "notify"))
     sim = start(["simulate", "--port", str(sim_port), *flags], root / "sim.log", {})
     daemon = None
+    failed = True  # until measured: then the logs and state go, else they stay for a look
     try:
         assert sim.stdout is not None
         sim.stdout.readline()  # "postpress simulator listening on ..."
@@ -303,6 +305,7 @@ def run_one(n: int) -> dict[str, Any]:
         after = proc_stats(daemon.pid)
         storm_server_cpu = server_cpu_seconds(server) - server_before
         latency = sorted(result.pop("latency"))
+        failed = False
         return {
             "n": n,
             "startup_s": startup,
@@ -330,6 +333,10 @@ def run_one(n: int) -> dict[str, Any]:
         stop(sim)
         notify.close()
         server.cleanup()
+        if failed:
+            print(f"# N={n}: logs and state kept in {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 COLUMNS = [
