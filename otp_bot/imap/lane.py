@@ -73,6 +73,16 @@ class ImapLane:
         Without IDLE it is a poll: wait, NOOP, True. A silent IDLE ends with a
         NOOP probe, so a dead connection is found here rather than at the next mail.
         """
+        spoke, _ = await self.wait_then(seconds, _nothing)
+        return spoke
+
+    async def wait_then(self, seconds: float, then: Callable[[], T]) -> tuple[bool, T]:
+        """``wait``, then ``then()`` on the pool thread that ended the wait, in the same job.
+
+        A trip to a pool thread and back costs turns of the event loop, which take
+        long when hundreds of mailboxes are busy at once: the look for new mail
+        rides along with DONE instead of making a trip of its own.
+        """
         session = self.require()
         async with self._turn:
             spoke = True  # cancelled before the wait: end_wait only ends IDLE, no probe
@@ -84,7 +94,7 @@ class ImapLane:
             except BaseException:  # cancelled or failed: DONE still goes before any later call
                 self._lane.submit(partial(session.end_wait, spoke=spoke))
                 raise
-            return await self._run(partial(session.end_wait, spoke=spoke))
+            return await self._run(partial(_end_then, session, spoke, then))
 
     async def _until_readable(self, fd: int | None, seconds: float) -> bool:
         if self._woken:
@@ -131,6 +141,15 @@ class ImapLane:
         """Close the session (LOGOUT, else abort) within ``within`` s."""
         self.wake()  # a wait still in progress returns at once
         await self.close_session(within)
+
+
+def _end_then(session: Session, spoke: bool, then: Callable[[], T]) -> tuple[bool, T]:
+    """End the wait (DONE, or a NOOP probe), then run ``then`` (on a pool thread)."""
+    return session.end_wait(spoke=spoke), then()
+
+
+def _nothing() -> None:
+    return None
 
 
 def _settle(waiter: asyncio.Future[bool], value: bool) -> None:

@@ -115,6 +115,18 @@ def fetch_new(session: Session, uids: list[int], limit: int) -> list[Fetched]:
     return sorted(fetched, key=lambda f: f.mail.uid)
 
 
+def look(
+    session: Session, last_uid: int, chunk: int, limit: int
+) -> tuple[list[int], list[Fetched]]:
+    """UIDs above ``last_uid``, and the first ``chunk`` of them fetched (``fetch_new``).
+
+    One job on the IMAP pool instead of two: on an event loop busy with
+    hundreds of mailboxes, each trip to a pool thread and back costs turns of it.
+    """
+    uids = session.search_above(last_uid)
+    return uids, fetch_new(session, uids[:chunk], limit) if uids else []
+
+
 def window_start(session: Session, lookback: float) -> int:
     """The UID to start after: just before the newest messages younger than ``lookback``."""
     since = datetime.now(UTC) - timedelta(seconds=lookback)

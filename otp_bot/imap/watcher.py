@@ -30,6 +30,7 @@ import contextlib
 import random
 import time
 from enum import StrEnum
+from functools import partial
 
 import structlog
 
@@ -41,7 +42,7 @@ from otp_bot.imap.lag import LagMeter, WatcherLinks, seen_by
 from otp_bot.imap.lane import ImapLane
 from otp_bot.imap.pool import shared_pool
 from otp_bot.imap.probe import MailboxReport, check_mailbox
-from otp_bot.imap.reading import IncomingMail, fetch_new, window_start
+from otp_bot.imap.reading import Fetched, IncomingMail, fetch_new, look, window_start
 from otp_bot.imap.session import FolderState
 from otp_bot.imap.used import UsedMail
 from otp_bot.store.db import Store, Watermark
@@ -199,10 +200,15 @@ class MailboxWatcher:
         self._set_state(WatcherState.WATCHING)
         while not self._stop.is_set():
             await self._used.apply_due()
-            spoke = await self._imap.wait(self._wait_for(folder))
+            # The look for new mail rides along with the end of the wait (one pool job):
+            # only this watcher moves its watermark, so the one read now still holds then.
+            mark = self._watermark()
+            look_new = partial(look, self._imap.require(), mark.last_uid, CHUNK, self._limit)
+            spoke, looked = await self._imap.wait_then(self._wait_for(folder), look_new)
             self._progress()
             if not self._stop.is_set():
-                await self._catch_up(live=True, how=seen_by(idle=folder.idle, spoke=spoke))
+                how = seen_by(idle=folder.idle, spoke=spoke)
+                await self._catch_up(live=True, how=how, looked=(mark, looked))
                 self._progress()
 
     def _wait_for(self, folder: FolderState) -> float:
@@ -233,22 +239,32 @@ class MailboxWatcher:
         self._log.info("mailbox_window_start", uidvalidity=uidvalidity, after_uid=start)
         self._store.set_watermark(account, folder, Watermark(uidvalidity, start))
 
-    async def _catch_up(self, *, live: bool, how: str = "") -> int:
+    async def _catch_up(
+        self,
+        *,
+        live: bool,
+        how: str = "",
+        looked: tuple[Watermark, tuple[list[int], list[Fetched]]] | None = None,
+    ) -> int:
         """Hand off everything above the watermark, in UID order.
 
         ``live``: the watcher was watching, so this mail is new and its lag
         (arrival to now) says how fast the server's notifications are.
+        ``looked``: the watermark and what ``look`` found above it, when the look
+        already ran (along with the end of a wait).
         """
-        mark = self._store.watermark(self._key, self._settings.imap_folder)
-        if mark is None:
-            raise MailboxError("no watermark after start-up")
         session = self._imap.require()
-        uids = await self._imap.call(session.search_above, mark.last_uid)
+        if looked is None:
+            mark = self._watermark()
+            found = await self._imap.call(look, session, mark.last_uid, CHUNK, self._limit)
+        else:
+            mark, found = looked
+        uids, batch = found
         total = 0
         for index in range(0, len(uids), CHUNK):
             chunk = uids[index : index + CHUNK]
-            limit = self._settings.imap_max_message_bytes
-            batch = await self._imap.call(fetch_new, session, chunk, limit)
+            if index:
+                batch = await self._imap.call(fetch_new, session, chunk, self._limit)
             if live:
                 self._lag.observe(batch, how)
             through = Watermark(mark.uidvalidity, chunk[-1])
@@ -259,6 +275,16 @@ class MailboxWatcher:
                 return total
         self._behind = False
         return total
+
+    def _watermark(self) -> Watermark:
+        mark = self._store.watermark(self._key, self._settings.imap_folder)
+        if mark is None:
+            raise MailboxError("no watermark after start-up")
+        return mark
+
+    @property
+    def _limit(self) -> int:
+        return self._settings.imap_max_message_bytes
 
     # --- used mail ----------------------------------------------------------------
 
