@@ -4,9 +4,12 @@ holding up only its own mail, and how many children OTP_BOT_MAIL_READERS means."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -14,12 +17,16 @@ from otp_bot.solve.reader import TooSlow
 from otp_bot.solve.reader_child import Reading
 from otp_bot.solve.readers import AUTO_MAX, ReaderPool, reader_count
 from tests.emails.timing import build
+from tests.mailbox_helpers import until
 
 GENUINE = build("text", "a", 1024)
 HEAVY = build("html", "<a ", 1 << 20)  # far over TINY_BUDGET (see test_reader.py)
 TINY_BUDGET = 0.001
 # A stopped child is killed after 4 budgets + 1 s: room for the other child to answer.
 BUDGET = 1.0
+# Far below the reader's START_TIMEOUT (30 s): a mail that waited for the held-up start
+# would fail the test rather than hang it.
+GATHER_WITHIN = 15.0
 
 
 @pytest.fixture
@@ -31,15 +38,38 @@ async def pool() -> AsyncIterator[ReaderPool]:
         await pool.close()
 
 
-async def test_two_mails_at_once_are_read_by_two_children(pool: ReaderPool) -> None:
-    """Two readings in flight together each get a child of their own (a second is
-    started only because the first is busy); both answer."""
+async def test_two_mails_at_once_start_a_second_child(pool: ReaderPool) -> None:
+    """Two readings in flight together start a second child (only because the first
+    is busy); both answer, and the second child runs on for the next mails."""
     found = await asyncio.gather(
         pool.read(GENUINE, Reading(), BUDGET), pool.read(GENUINE, Reading(), BUDGET)
     )
     assert [f.code for f in found] == ["482913", "482913"]
-    assert pool.started == 2
+    await until(lambda: pool.started == 2)  # it starts in its own task, mail or not
     assert len(set(pool.pids)) == 2
+
+
+async def test_no_mail_waits_for_a_child_being_started(
+    pool: ReaderPool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mail queued while a second child starts is read by the first child as soon as
+    that one is free: the child being started (held at start-up here until the end)
+    takes no mail before it is ready."""
+    await pool.start()
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    # Children started from now on block at start-up, opening the gate, until it opens.
+    (tmp_path / "sitecustomize.py").write_text(f"open({str(gate)!r}).read()\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), *sys.path]))
+    try:
+        readings = [pool.read(GENUINE, Reading(), BUDGET) for _ in range(2)]
+        found = await asyncio.wait_for(asyncio.gather(*readings), GATHER_WITHIN)
+        assert [f.code for f in found] == ["482913", "482913"]
+        assert pool.started == 1  # both read by the first child
+        assert len(pool.pids) == 2  # while the second one was being started
+    finally:
+        with contextlib.suppress(OSError):  # no child waiting at the gate: nothing to open
+            os.close(os.open(gate, os.O_WRONLY | os.O_NONBLOCK))
 
 
 async def test_start_readies_one_child_the_first_mail_then_uses(pool: ReaderPool) -> None:
@@ -93,7 +123,8 @@ async def test_a_mail_over_budget_beside_a_genuine_one(pool: ReaderPool) -> None
     assert results[0].killed is False
     assert not isinstance(results[1], BaseException)
     assert results[1].code == "482913"
-    assert pool.started == 2
+    await until(lambda: pool.started == 2)  # the second child starts in its own task
+    assert len(set(pool.pids)) == 2  # both alive: none killed
 
 
 async def test_close_ends_every_child(pool: ReaderPool) -> None:

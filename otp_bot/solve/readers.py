@@ -75,7 +75,7 @@ class ReaderPool:
             return
         reader = self._add()
         with contextlib.suppress(ReaderUnavailable):
-            await reader.start()
+            await reader.start()  # its task starts it too: whichever comes first
 
     def _add(self) -> ProcessReader:
         reader = ProcessReader()
@@ -84,7 +84,13 @@ class ReaderPool:
         return reader
 
     async def _serve(self, reader: ProcessReader) -> None:
-        """One child's task: read the queued mails one after the other, for ever."""
+        """One child's task: start its child, then read the queued mails one after the
+        other, for ever. The child starts before this task takes a mail: in a storm,
+        mail waits for a running child (milliseconds) rather than for a start (about
+        0.2 s, and up to a second on a busy machine). Should the start fail, the
+        first mail taken sees the failure (``ReaderUnavailable``) as before."""
+        with contextlib.suppress(ReaderUnavailable):
+            await reader.start()
         while True:
             self._idle += 1
             try:
