@@ -8,6 +8,7 @@ import contextlib
 import socket
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from structlog.testing import capture_logs
 
 from otp_bot.imap.lane import ImapLane
 from otp_bot.imap.pool import ImapPool, Lane, pool_size
+from otp_bot.imap.reading import look
 from otp_bot.imap.session import Session, Waiting
 from otp_bot.imap.watcher import MailboxWatcher, WatcherLinks
 from tests.dovecot import Dovecot, simple_message
@@ -142,6 +144,31 @@ async def test_wake_ends_idle_and_a_waiting_call_runs_after_done(
         assert await asyncio.wait_for(waiting, THREAD_TIMEOUT) is False
         assert await asyncio.wait_for(search, THREAD_TIMEOUT) == []
         assert not lane.waiting
+    finally:
+        await lane.stop(1.0)
+
+
+async def test_the_look_for_new_mail_rides_along_with_the_end_of_idle(
+    dovecot: Dovecot, tmp_path: Path
+) -> None:
+    """wait_then runs its follow-up after DONE in the same pool job (one trip to a pool
+    thread per wake instead of three): mail announced in IDLE comes back searched and
+    fetched with the wait's answer, on a one-thread pool."""
+    lane = ImapLane(settings_for(dovecot, tmp_path), None, ImapPool(1))
+    await lane.open()
+    try:
+        session = lane.require()
+        look_new = partial(look, session, 0, 100, 1 << 20)
+        waiting = asyncio.create_task(lane.wait_then(3600, look_new))
+        await until(lambda: lane.waiting)
+        uid = dovecot.append(linkedin_message())
+        spoke, (uids, batch) = await asyncio.wait_for(waiting, THREAD_TIMEOUT)
+        assert spoke is True
+        assert uids == [uid]
+        assert [fetched.mail.uid for fetched in batch] == [uid]
+        assert batch[0].candidate
+        assert batch[0].mail.complete  # the whole message came with it
+        assert await lane.call(session.search_above, uid) == []  # out of IDLE: it answers
     finally:
         await lane.stop(1.0)
 
