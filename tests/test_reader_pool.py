@@ -95,6 +95,10 @@ async def test_a_stuck_child_holds_up_only_its_own_mail(pool: ReaderPool) -> Non
     await asyncio.gather(
         pool.read(GENUINE, Reading(), BUDGET), pool.read(GENUINE, Reading(), BUDGET)
     )
+    # Both children running and waiting: the queue hands the next two mails one to
+    # each (its waiters are served in turn), so the stopped child surely gets one.
+    # Without this, the free child could read both while the other was still starting.
+    await until(lambda: len(pool.pids) == 2 and pool.idle == 2)
     stuck = pool.pids[0]
     os.kill(stuck, signal.SIGSTOP)
     readings = [asyncio.create_task(pool.read(GENUINE, Reading(), BUDGET)) for _ in range(2)]

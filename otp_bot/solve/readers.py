@@ -117,6 +117,11 @@ class ReaderPool:
         return sum(reader.started for reader in self._readers)
 
     @property
+    def idle(self) -> int:
+        """Children waiting for a mail now."""
+        return self._idle
+
+    @property
     def pids(self) -> list[int]:
         """Process ids of the children running now."""
         return [reader.pid for reader in self._readers if reader.pid is not None]
