@@ -126,16 +126,13 @@ def in_shard(settings: Settings) -> bool:
     return shard_of(settings.account_id, count) == index
 
 
-def select_shard(accounts: Sequence[Settings]) -> list[Settings]:
-    """The accounts of this process's ``OTP_BOT_SHARD`` (all of them when unset)."""
-    spec = accounts[0].shard if accounts else None
-    if spec is None:
-        return list(accounts)
-    index, count = (int(part) for part in spec.split("/"))
-    mine = [s for s in accounts if shard_of(s.account_id, count) == index]
-    if not mine:
+def select_shard(loaded: Sequence[tuple[str, Settings]]) -> list[tuple[str, Settings]]:
+    """The (source, settings) pairs of this process's ``OTP_BOT_SHARD`` (all when unset);
+    ConfigError when the shard holds none of them."""
+    mine = [pair for pair in loaded if in_shard(pair[1])]
+    if loaded and not mine:
         raise ConfigError(
-            f"OTP_BOT_SHARD={spec}: none of the {len(accounts)} accounts falls in this shard; "
-            "run fewer replicas than accounts"
+            f"OTP_BOT_SHARD={loaded[0][1].shard}: none of the {len(loaded)} accounts falls in "
+            "this shard; run fewer replicas than accounts"
         )
     return mine

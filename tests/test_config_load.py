@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from pathlib import Path
 
 import pytest
 
 from otp_bot.config import load_settings
-from otp_bot.config_load import load_many, select_shard, shard_of
+from otp_bot.config_load import load_many, shard_of
+from otp_bot.daemon.sources import ENVIRONMENT, Sources
 from otp_bot.errors import ConfigError
 
 # SHA-256 of the account id, pinned: a change would move accounts between replicas.
@@ -98,9 +100,10 @@ def test_shards_partition_the_accounts(tmp_path: Path, monkeypatch: pytest.Monke
     seen: list[str] = []
     for index in range(4):
         monkeypatch.setenv("OTP_BOT_SHARD", f"{index}/4")
-        mine = select_shard(load_many(files))
+        mine, bad = Sources(tuple(files)).load()  # the daemon's own way in
+        assert bad == []
         assert 70 < len(mine) < 130
-        seen += [s.account_id for s in mine]
+        seen += [s.account_id for _source, s in mine]
     assert sorted(seen) == sorted(f"acc_{i}" for i in range(400))
     assert [shard_of(f"acc_{i}", 4) for i in range(8)] == SHARDS_OF_FIRST_EIGHT
 
@@ -114,5 +117,7 @@ def test_bad_or_empty_shard_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             load_many(files)
     empty = next(i for i in range(8) if i != shard_of("acc_0", 8))
     monkeypatch.setenv("OTP_BOT_SHARD", f"{empty}/8")
-    with pytest.raises(ConfigError, match="none of the 1 accounts"):
-        select_shard(load_many(files))
+    loaded, bad = Sources(tuple(files)).load()
+    assert loaded == []
+    assert [source for source, _error in bad] == [ENVIRONMENT]
+    assert re.search("none of the 1 accounts", bad[0][1])

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from otp_bot.config import Settings
-from otp_bot.config_load import in_shard, load_each
+from otp_bot.config_load import load_each, select_shard
 from otp_bot.errors import ConfigError
 
 # Files in --env-dir that are accounts: NAME.env, not hidden (editors' swap
@@ -39,21 +39,24 @@ class Sources:
 
     def load(self) -> tuple[list[tuple[str, Settings]], list[tuple[str, str]]]:
         """Read every source: (source, settings) for each good one, (source, error) else."""
-        loaded: list[tuple[str, Settings]] = []
+        good: list[tuple[str, Settings]] = []
         bad: list[tuple[str, str]] = []
         try:
             paths = self.paths()
         except ConfigError as exc:
-            return loaded, [(str(self.env_dir), str(exc))]
+            return good, [(str(self.env_dir), str(exc))]
         overrides = {"log_level": self.log_level} if self.log_level else {}
         # One pass: the environment and credential files are read once for all.
         for path, result in zip(paths, load_each(paths, **overrides), strict=True):
             name = str(path) if path is not None else ENVIRONMENT
             if isinstance(result, ConfigError):
                 bad.append((name, str(result)))
-            elif in_shard(result):  # OTP_BOT_SHARD: another replica's accounts are skipped
-                loaded.append((name, result))
-        return loaded, bad
+            else:
+                good.append((name, result))
+        try:  # OTP_BOT_SHARD: another replica's accounts are skipped
+            return select_shard(good), bad
+        except ConfigError as exc:  # every account is another replica's
+            return [], [*bad, (ENVIRONMENT, str(exc))]
 
 
 def env_dir_files(directory: Path) -> list[Path]:
