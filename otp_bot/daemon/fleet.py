@@ -97,10 +97,6 @@ class Fleet:
         tasks += [b.task for b in self._mailboxes.values()]
         return [t for t in tasks if t is not None]
 
-    def source_of(self, account_id: str) -> str | None:
-        member = self.members.get(account_id)
-        return member.source if member else None
-
     # --- apply ------------------------------------------------------------------
 
     async def apply(self, wanted: Wanted) -> dict[str, list[str]]:
