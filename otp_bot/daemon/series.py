@@ -52,14 +52,27 @@ class _Family(Collector):
         raise NotImplementedError
 
 
-class CounterSeries(_Family):
-    """A labelled counter (exported as ``name_total``)."""
+class _Scalar(_Family):
+    """A labelled family of one float per series."""
 
     def __init__(
         self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry
     ) -> None:
         super().__init__(name, documentation, labelnames, registry)
         self._values: dict[Labels, float] = {}
+
+    def _family(self) -> CounterMetricFamily | GaugeMetricFamily:
+        raise NotImplementedError
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        for key, value in list(self._values.items()):
+            family.add_metric(key, value)
+        yield family
+
+
+class CounterSeries(_Scalar):
+    """A labelled counter (exported as ``name_total``)."""
 
     def inc(self, amount: float = 1.0, **labels: str) -> None:
         if amount < 0:
@@ -67,36 +80,18 @@ class CounterSeries(_Family):
         key = self._labels(labels)
         self._values[key] = self._values.get(key, 0.0) + amount
 
-    def _family(self) -> Metric:
+    def _family(self) -> CounterMetricFamily:
         return CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
 
-    def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
-        for key, value in list(self._values.items()):
-            family.add_metric(key, value)
-        yield family
 
-
-class GaugeSeries(_Family):
+class GaugeSeries(_Scalar):
     """A labelled gauge."""
-
-    def __init__(
-        self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry
-    ) -> None:
-        super().__init__(name, documentation, labelnames, registry)
-        self._values: dict[Labels, float] = {}
 
     def set(self, value: float, **labels: str) -> None:
         self._values[self._labels(labels)] = float(value)
 
-    def _family(self) -> Metric:
+    def _family(self) -> GaugeMetricFamily:
         return GaugeMetricFamily(self._name, self._documentation, labels=self._labelnames)
-
-    def collect(self) -> Iterator[Metric]:
-        family = GaugeMetricFamily(self._name, self._documentation, labels=self._labelnames)
-        for key, value in list(self._values.items()):
-            family.add_metric(key, value)
-        yield family
 
 
 class HistogramSeries(_Family):
@@ -126,11 +121,11 @@ class HistogramSeries(_Family):
         counts[bisect.bisect_left(self._bounds, value)] += 1
         counts[-1] += value
 
-    def _family(self) -> Metric:
+    def _family(self) -> HistogramMetricFamily:
         return HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)
 
     def collect(self) -> Iterator[Metric]:
-        family = HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)
+        family = self._family()
         for key, counts in list(self._values.items()):
             cumulative, buckets = 0.0, []
             for name, count in zip(self._names, counts, strict=False):
