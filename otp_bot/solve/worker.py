@@ -157,11 +157,7 @@ class AccountWorker:
         *,
         retry: bool = False,
     ) -> Draft:
-        """Queue a draft (idempotent); raises ``InputRejected`` for unusable input.
-
-        ``retry``: an existing draft that failed is queued again for a fresh
-        attempt; any other existing draft is returned unchanged.
-        """
+        """Queue a draft: ``DraftControls.add_draft``."""
         return await self._controls.add_draft(draft_id, options, checkpoint, retry=retry)
 
     def retry_failed(self, error: str | None = None) -> list[Draft]:
