@@ -184,6 +184,41 @@ async def test_wake_before_the_wait_is_kept(dovecot: Dovecot, tmp_path: Path) ->
         await lane.stop(1.0)
 
 
+async def test_hurry_brings_the_timeout_forward_without_ending_idle(
+    dovecot: Dovecot, tmp_path: Path
+) -> None:
+    """hurry() (a draft started waiting for a code) leaves the IDLE under way running, so
+    mail announced meanwhile ends it (True), where wake() would have ended it at once;
+    with nothing announced the wait ends at the nearer timeout (False), not the hour."""
+    lane = ImapLane(settings_for(dovecot, tmp_path), None, ImapPool(1))
+    await lane.open()
+    try:
+        waiting = asyncio.create_task(lane.wait(3600))
+        await until(lambda: lane.waiting)
+        lane.hurry(0.2)
+        lane.hurry(3600)  # a later deadline never postpones a nearer one
+        assert await asyncio.wait_for(waiting, THREAD_TIMEOUT) is False
+        waiting = asyncio.create_task(lane.wait(3600))
+        await until(lambda: lane.waiting)
+        lane.hurry(THREAD_TIMEOUT)  # far beyond Dovecot's notice of the mail below
+        dovecot.append(linkedin_message())
+        assert await asyncio.wait_for(waiting, THREAD_TIMEOUT) is True
+    finally:
+        await lane.stop(1.0)
+
+
+async def test_hurry_between_waits_shortens_the_next_one(dovecot: Dovecot, tmp_path: Path) -> None:
+    """A hurry() while no wait is under way (a call runs, say) holds for the next wait."""
+    lane = ImapLane(settings_for(dovecot, tmp_path), None, ImapPool(1))
+    await lane.open()
+    try:
+        lane.hurry(0.2)
+        assert await asyncio.wait_for(lane.wait(3600), THREAD_TIMEOUT) is False
+        assert not lane.waiting
+    finally:
+        await lane.stop(1.0)
+
+
 @pytest.mark.parametrize("security", ["none", "tls", "starttls"])
 async def test_notice_buffered_with_the_continuation_ends_the_wait(
     dovecot_tls: Dovecot, tmp_path: Path, security: str

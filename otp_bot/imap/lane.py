@@ -8,8 +8,9 @@ that no thread sleeps in it:
 
 1. a pool thread sends IDLE and reads the continuation (``Session.begin_wait``);
 2. the event loop waits for the socket to become readable (``add_reader``),
-   a ``wake()`` or the timeout; bytes already read by imaplib or TLS, which
-   would never make the socket readable, end the wait before it starts;
+   a ``wake()`` or the timeout (which ``hurry()`` can bring forward); bytes
+   already read by imaplib or TLS, which would never make the socket
+   readable, end the wait before it starts;
 3. a pool thread sends DONE and reads the answers (``Session.end_wait``).
 
 The whole wait holds the connection's turn, so a call submitted meanwhile (an
@@ -40,7 +41,9 @@ class ImapLane:
         self._lane = Lane(pool)
         self._turn = asyncio.Lock()  # a call, or a whole IDLE wait, at a time
         self._woken = False  # a wake() not yet consumed by a wait
+        self._hurry_at: float | None = None  # a hurry() not yet consumed by a wait (loop time)
         self._waiter: asyncio.Future[bool] | None = None  # set while the loop waits
+        self._timer: asyncio.TimerHandle | None = None  # ends the wait under way
         self.session: Session | None = None
 
     @property
@@ -101,19 +104,37 @@ class ImapLane:
             self._woken = False
             return False
         loop = asyncio.get_running_loop()
+        end = loop.time() + max(0.0, seconds)
+        if self._hurry_at is not None:
+            end, self._hurry_at = min(end, self._hurry_at), None
         waiter: asyncio.Future[bool] = loop.create_future()
         self._waiter = waiter
         if fd is not None:
             loop.add_reader(fd, _settle, waiter, True)
-        timer = loop.call_later(max(0.0, seconds), _settle, waiter, False)
+        self._timer = loop.call_at(end, _settle, waiter, False)
         try:
             return await waiter
         finally:
-            timer.cancel()
+            self._timer.cancel()
+            self._timer = None
             if fd is not None:
                 loop.remove_reader(fd)
             self._waiter = None
             self._woken = False
+
+    def hurry(self, seconds: float) -> None:
+        """End the current wait (or the next one) within ``seconds``, from the event loop.
+
+        Unlike ``wake`` it sends nothing now: an IDLE just begun is not ended
+        early, only its timeout is brought forward.
+        """
+        loop = asyncio.get_running_loop()
+        at = loop.time() + max(0.0, seconds)
+        if self._waiter is None or self._timer is None:
+            self._hurry_at = at if self._hurry_at is None else min(self._hurry_at, at)
+        elif self._timer.when() > at:
+            self._timer.cancel()
+            self._timer = loop.call_at(at, _settle, self._waiter, False)
 
     def wake(self) -> None:
         """End the current wait now, or the next one at once (from the event loop)."""

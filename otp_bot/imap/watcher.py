@@ -132,8 +132,14 @@ class MailboxWatcher:
         return self._imap.waiting
 
     def nudge(self) -> None:
-        """A draft started waiting for a code: end a long IDLE now and start probing."""
-        self._imap.wake()
+        """A draft started waiting for a code: probe within OTP_BOT_IMAP_PROBE_INTERVAL.
+
+        The IDLE under way is not ended now (its timeout is brought forward):
+        the code's e-mail comes after the checkpoint, so probing at once would
+        find nothing, and a storm of checkpoints would make it hundreds of
+        needless DONE/NOOP/SEARCH/IDLE rounds just as their e-mails arrive.
+        """
+        self._imap.hurry(self._settings.imap_probe_interval)
 
     # --- life -----------------------------------------------------------------
 
