@@ -81,6 +81,29 @@ async def test_start_readies_one_child_the_first_mail_then_uses(pool: ReaderPool
     assert pool.started == 1
 
 
+async def test_start_runs_a_child_per_account_within_the_limit() -> None:
+    """start(accounts) runs one child per account, up to the limit, before any mail, so a
+    storm (one mail per account at once) waits for no start; called again with more
+    accounts (a reload), it adds only what is missing."""
+    pool = ReaderPool(limit=3)
+    try:
+        await pool.start(2)
+        assert pool.started == 2
+        first = set(pool.pids)
+        assert len(first) == 2
+        await until(lambda: pool.idle == 2)  # both children's tasks wait for mail
+        found = await asyncio.gather(*(pool.read(GENUINE, Reading(), BUDGET) for _ in range(2)))
+        assert [f.code for f in found] == ["482913", "482913"]
+        assert set(pool.pids) == first  # the storm of two started nothing
+        await pool.start(500)
+        assert pool.started == 3  # the limit, not one per account
+        assert first < set(pool.pids)
+        await pool.start(1)
+        assert pool.started == 3  # fewer accounts stop no child
+    finally:
+        await pool.close()
+
+
 async def test_one_mail_at_a_time_keeps_one_child(pool: ReaderPool) -> None:
     """Mail read one after the other reuses the same child: a quiet daemon runs one."""
     for _ in range(3):

@@ -113,7 +113,8 @@ class Fleet:
             raise
         if settings and not self.members:  # process-wide: the first account's setting
             self._reader.limit = reader_count(settings[0].mail_readers)
-            self._tasks.create_task(self._reader.start())  # the first mail finds it ready
+        if settings:  # the first mails (a storm: one per account) find their children ready
+            self._tasks.create_task(self._reader.start(len(settings)))
         plan = _diff(self.members, wanted)
         await self._retire([*plan["removed"], *plan["changed"]])
         for account_id in (*plan["added"], *plan["changed"]):

@@ -5,9 +5,12 @@ account, so a storm of mail (one per account at once) queued behind that one
 child. ``ReaderPool`` keeps a queue of mails and up to ``limit`` children, each
 served by a task of its own that takes the next mail as soon as its child
 answered (not a loop iteration later, when the caller wakes up): on a busy
-event loop the round trip to the child, not the reading, is what costs. A
-child is started only while every running one is busy, so a quiet daemon runs
-one. Each child keeps its own time budget, hard deadline and kill
+event loop the round trip to the child, not the reading, is what costs.
+``start(accounts)`` runs, with the daemon, as many children as there are
+accounts, within the limit: a storm is at most one mail per account at once,
+and a child started during it makes mail wait while it imports (about 0.2 s,
+up to a second on a busy machine). Beyond those, a child is started only
+while every running one is busy. Each child keeps its own time budget, hard deadline and kill
 (docs/hostile-mail.md): a mail that stalls or kills its child holds up only
 itself, and the next mail is read by another child or a fresh one.
 """
@@ -68,14 +71,14 @@ class ReaderPool:
             self._add()
         return await job.answer
 
-    async def start(self) -> None:
-        """Start the first child ahead of the first mail, which then does not wait
-        for it (about 0.2 s); never raises: a failure is the first mail's to see."""
-        if self._readers:
-            return
-        reader = self._add()
-        with contextlib.suppress(ReaderUnavailable):
-            await reader.start()  # its task starts it too: whichever comes first
+    async def start(self, accounts: int = 1) -> None:
+        """Run children ahead of mail, one per account up to the limit (at least one),
+        so that mail does not wait for a start; never raises: a failure is the first
+        mail's to see. Called again with more accounts, it adds what is missing."""
+        wanted = min(max(1, accounts), max(1, self.limit))
+        new = [self._add() for _ in range(wanted - len(self._readers))]
+        # Each child's task starts it too: whichever comes first.
+        await asyncio.gather(*(_started(reader) for reader in new))
 
     def _add(self) -> ProcessReader:
         reader = ProcessReader()
@@ -135,3 +138,8 @@ class ReaderPool:
                 await worker
         for reader in self._readers:
             await reader.close()
+
+
+async def _started(reader: ProcessReader) -> None:
+    with contextlib.suppress(ReaderUnavailable):
+        await reader.start()
