@@ -8,6 +8,7 @@ was sent under two different Idempotency-Keys.
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -204,4 +205,24 @@ def test_sigterm_with_a_hung_mail_server_still_stops_in_time(stack: Stack) -> No
             code = daemon.wait(timeout=STOP_BOUND)
         except subprocess.TimeoutExpired:
             pytest.fail(f"the daemon did not stop within {STOP_BOUND} s\n{daemon.tail()}")
+    assert code == 0, daemon.tail()
+
+
+def test_sigterm_while_the_mail_server_has_not_greeted_stops_in_time(stack: Stack) -> None:
+    """The mail server takes the connection and never greets, so the connect hangs inside
+    imap-tools (up to OTP_BOT_IMAP_TIMEOUT, here 60 s): SIGTERM still ends the daemon
+    within 3 s, as it does mid-session."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = str(silent.getsockname()[1])
+        stack.add_account("acc_silent", USER, OTP_BOT_IMAP_PORT=port, OTP_BOT_IMAP_TIMEOUT="60")
+        daemon = stack.daemon("acc_silent")
+        daemon.start()
+        silent.settimeout(30)
+        conn, _ = silent.accept()  # the daemon's connect is under way
+        with conn:
+            daemon.signal(signal.SIGTERM)
+            try:
+                code = daemon.wait(timeout=STOP_BOUND)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"the daemon did not stop within {STOP_BOUND} s\n{daemon.tail()}")
     assert code == 0, daemon.tail()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -185,6 +187,68 @@ async def test_stop_returns_within_two_seconds(dovecot: Dovecot, tmp_path: Path)
     assert time.monotonic() - started < 2.0
     assert watcher.state == "stopped"
     assert not watcher.watching.is_set()
+    store.close()
+
+
+def _greet_late(conn: socket.socket) -> bytes:
+    """Be an IMAP server at last: greet, answer imaplib's CAPABILITY, then return
+    whatever the client sends until it closes the connection."""
+    conn.settimeout(10)
+    conn.sendall(b"* OK hung until now\r\n")
+    line = conn.makefile("rb").readline()
+    conn.sendall(b"* CAPABILITY IMAP4rev1 IDLE\r\n" + line.split()[0] + b" OK done\r\n")
+    rest = b""
+    while chunk := conn.recv(4096):
+        rest += chunk
+    return rest
+
+
+async def test_stop_while_connecting_returns_at_once_and_drops_the_connection(
+    tmp_path: Path,
+) -> None:
+    """A server that takes the connection but does not greet (the connect hangs inside
+    imap-tools, where abort() cannot reach it): run() still returns within 2 s of stop,
+    and when the greeting comes at last the abandoned connection is closed unused."""
+    from otp_bot.imap.watcher import MailboxWatcher
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    host, port = listener.getsockname()[:2]
+    server = SimpleNamespace(host=host, port=port, user="u", password="p")
+    settings = settings_for(server, tmp_path, imap_timeout=60)
+    store = Store(settings.state_db)
+    stop = asyncio.Event()
+    task = asyncio.create_task(MailboxWatcher(settings, store, Recorder()).run(stop))
+    conn, _ = await asyncio.to_thread(listener.accept)  # the connect is under way
+    try:
+        stop.set()
+        started = time.monotonic()
+        await asyncio.wait_for(task, 5)
+        assert time.monotonic() - started < 2.0
+        assert await asyncio.to_thread(_greet_late, conn) == b""  # no LOGIN: closed
+    finally:
+        conn.close()
+        listener.close()
+        store.close()
+
+
+async def test_stop_while_waiting_for_the_connect_gate(dovecot: Dovecot, tmp_path: Path) -> None:
+    """A mailbox queued behind other connects (the process's connect gate) stops at once,
+    and its place in the queue is given up, not kept."""
+    from otp_bot.imap.watcher import MailboxWatcher, WatcherLinks, WatcherState
+
+    gate = asyncio.Semaphore(1)
+    await gate.acquire()  # another mailbox's connect, taking for ever
+    settings = settings_for(dovecot, tmp_path)
+    store = Store(settings.state_db)
+    watcher = MailboxWatcher(settings, store, Recorder(), links=WatcherLinks(connect_gate=gate))
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop))
+    await until(lambda: watcher.state == WatcherState.CONNECTING)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert watcher.state == "stopped"
+    gate.release()
+    assert not gate.locked()  # the stopped watcher took no place
     store.close()
 
 

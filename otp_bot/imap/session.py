@@ -69,12 +69,18 @@ class Session:
         self._box: BaseMailBox | None = None
         self._waiting: Waiting | None = None  # the wait begun and not yet ended
         self._idle_tag: bytes | None = None  # IDLE's tag while it runs
+        self._aborted = False  # abort() was called: a connect still under way is dropped
         self.folder: FolderState | None = None
 
     # --- connecting ---------------------------------------------------------
 
     def open(self) -> FolderState:
-        self._box = connect(self._settings)
+        box = self._box = connect(self._settings)
+        if self._aborted:  # abort() came during the connect, when it could not reach the socket
+            self._box = None
+            with _ignored():
+                box.client.shutdown()
+            raise MailboxError("connect abandoned: the mailbox is stopping")
         with translated("connect"):
             fetch.slim(self.client)
         login(self._box, self._settings, self._tokens)
@@ -257,7 +263,9 @@ class Session:
                 box.client.shutdown()
 
     def abort(self) -> None:
-        """From another thread: make any blocking call on this connection fail now."""
+        """From another thread: make any blocking call on this connection fail now, and
+        a connect under way (inside the library, out of reach) close once it is made."""
+        self._aborted = True
         box = self._box
         if box is not None:
             with _ignored():

@@ -13,7 +13,7 @@ seconds then. The lag from a message's arrival to the bot seeing it is
 measured for mail found while watching. The backoff resets once a connection
 got through its catch-up. Used mail is handled by ``used.UsedMail``, lag by
 ``lag.LagMeter``; what stays here (the state machine, catch-up and the
-waiting policy, about 290 lines) reads best in one place.
+waiting policy, about 320 lines) reads best in one place.
 
 Blocking imap-tools calls (``otp_bot.imap.session.Session``) run on the
 process's shared IMAP pool, in order per mailbox, and IDLE waits on the event
@@ -29,8 +29,10 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Coroutine
 from enum import StrEnum
 from functools import partial
+from typing import Any
 
 import structlog
 
@@ -177,15 +179,47 @@ class MailboxWatcher:
                 await self._imap.close_session()
                 await self._sleep(delay)
 
+    async def _open(self) -> FolderState:
+        # A thousand mailboxes starting at once must not stampede the server.
+        async with self._links.connect_gate or contextlib.nullcontext():
+            return await self._imap.open()
+
+    async def _unless_stopped(
+        self, opening: Coroutine[Any, Any, FolderState]
+    ) -> FolderState | None:
+        """``opening``'s folder, or None when stop is set first.
+
+        A connect, TLS handshake or greeting that hangs runs inside the
+        library's constructor, out of reach of ``abort()``: it is abandoned
+        (its pool thread ends it within OTP_BOT_IMAP_TIMEOUT and closes it,
+        ``Session.abort``), and so is a wait for the connect gate, so that a
+        stop never waits for either.
+        """
+        task = asyncio.ensure_future(opening)
+        stopping = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait((task, stopping), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            stopping.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            return await task  # at once: it awaits the gate or the pool's future
+        return None
+
     def _forget_old_message_ids(self) -> None:
         keep = max(SEEN_RETENTION, 2 * self._settings.imap_lookback)
         self._store.forget_seen_messages(self._key, time.time() - keep)
 
     async def _connected_life(self) -> None:
         self._set_state(WatcherState.CONNECTING)
-        # A thousand mailboxes starting at once must not stampede the server.
-        async with self._links.connect_gate or contextlib.nullcontext():
-            folder = await self._imap.open()
+        folder = await self._unless_stopped(self._open())
+        if folder is None:
+            return  # stopped while waiting to connect, or connecting
         self._log.info(
             "mailbox_connected",
             idle=folder.idle,
