@@ -34,7 +34,7 @@ def populated() -> Metrics:
     metrics.draft_finished("acme", "failed", "errors/resource_not_found")
     metrics.api_error("acme", "errors/provider_error")
     metrics.latency("acme", "link", 3.0)
-    metrics.set_drafts("acme", count_states(["queued", "awaiting_code"]))
+    metrics.set_drafts("acme", count_states({"queued": 1, "awaiting_code": 1}))
     metrics.set_health("acme", up=True, last_progress_unix=1_764_000_000.0)
     metrics.set_held("acme", held=False)
     metrics.set_api_reachable("acme", reachable=True)

@@ -37,6 +37,21 @@ def test_draft_round_trips_through_a_reopened_database(tmp_path: Path) -> None:
     reopened.close()
 
 
+def test_drafts_are_counted_per_state_for_one_account(tmp_path: Path) -> None:
+    """count_states counts the account's drafts by state, moves included, others' not."""
+    store = Store(tmp_path / "state.sqlite3")
+    records = DraftStore(store)
+    for name in ("D1", "D2", "D3"):
+        records.insert_draft(d.new_draft("acc", name, T0))
+    records.insert_draft(d.new_draft("other", "D1", T0))
+    draft = records.load_drafts("acc", "D2")[0]
+    records.save_transition(draft, d.advance(draft, d.StartPublish("k1"), T1), d.StartPublish("k1"))
+    assert records.count_states("acc") == {"queued": 2, "publishing": 1}
+    assert records.count_states("other") == {"queued": 1}
+    assert records.count_states("nobody") == {}
+    store.close()
+
+
 def test_a_stale_transition_is_refused(tmp_path: Path) -> None:
     """Saving a move from a draft that changed meanwhile raises instead of overwriting."""
     store = Store(tmp_path / "state.sqlite3")

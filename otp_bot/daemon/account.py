@@ -57,7 +57,6 @@ class Account:
         self.metrics = metrics
         self.started = time.monotonic()
         self.crashed: str | None = None  # set when one of its tasks died
-        self._counts: Mapping[str, int] | None = None  # drafts per state, until a change
         self._listeners = tuple(listeners)
         label = settings.account_id
         self.client = PostpressClient.from_settings(
@@ -123,11 +122,9 @@ class Account:
     ) -> JsonDict:
         draft = await self.worker.add_draft(draft_id, options, checkpoint, retry=retry)
         await self.worker.store.durable()  # the caller is told only what is on disk
-        self._counts = None
         return draft.to_dict()
 
     def _on_change(self, draft: Draft) -> None:
-        self._counts = None
         self.operations.changed()
         for listener in self._listeners:
             listener()
@@ -140,10 +137,9 @@ class Account:
         return self.counts().get(State.AWAITING_CODE.value, 0) > 0
 
     def counts(self) -> Mapping[str, int]:
-        """Drafts per state; read from the store only after a change (cheap to ask often)."""
-        if self._counts is None:
-            self._counts = count_states(d.state.value for d in self.worker.drafts())
-        return self._counts
+        """Drafts per state, every state present; kept by the ledger as drafts move (cheap to
+        ask often, whatever the number of drafts kept: ``Ledger.counts``)."""
+        return count_states(self.worker.counts())
 
     def progress_age(self) -> float:
         """Seconds since the mailbox loop last made progress (or since start)."""

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import platform
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import prometheus_client
 from prometheus_client import (
@@ -229,9 +229,6 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def count_states(states: Iterable[str]) -> Mapping[str, int]:
+def count_states(found: Mapping[str, int]) -> Mapping[str, int]:
     """Drafts per state, every known state present (unknown ones kept too)."""
-    counts = dict.fromkeys(DRAFT_STATES, 0)
-    for state in states:
-        counts[state] = counts.get(state, 0) + 1
-    return counts
+    return {**dict.fromkeys(DRAFT_STATES, 0), **found}

@@ -113,6 +113,8 @@ class Operations:
         while not stop.is_set():
             before = self._worker.clock() - self._keep
             drafts, events = self.events.prune(self.account_id, finished, before)
+            if drafts:
+                self._worker.recount()
             if drafts or events:
                 log.info(
                     "drafts_pruned",

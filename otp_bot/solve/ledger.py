@@ -6,12 +6,14 @@ its history line are saved in one short, synchronous transaction
 (``otp_bot.store.drafts``), so no cancellation can split them; then the move
 is logged (``draft_transition``, a warning when the draft failed) and
 reported (``WorkerHooks.changed``). Whoever commits acts on the move only
-after ``commit`` returns.
+after ``commit`` returns. Being the one way, it also keeps the account's
+drafts per state (``counts``) without asking the store again.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
@@ -45,10 +47,33 @@ class Ledger:
         self._clock = clock
         self._hooks = hooks
         self._log = log.bind(account_id=account_id)
+        self._counts: Counter[str] | None = None  # per state, once counted: kept in step
 
     def drafts(self, *, pending: bool = False) -> list[Draft]:
         """The account's drafts in queue order (``pending``: not yet terminal)."""
         return self._records.load_drafts(self._account_id, pending=pending)
+
+    def counts(self) -> dict[str, int]:
+        """The account's drafts per state (only the states it has).
+
+        Counted by the store at the first question, then kept in step with every add
+        and move: after each move the daemon asks (health, STATUS=, metrics, whether
+        a code is awaited), and an account keeps OTP_BOT_RETENTION_DAYS of drafts,
+        thousands for a busy one (bench/history.py).
+        """
+        if self._counts is None:
+            self._counts = Counter(self._records.count_states(self._account_id))
+        return {state: count for state, count in self._counts.items() if count}
+
+    def recount(self) -> None:
+        """Drafts went away outside the ledger (the retention): count afresh when next asked."""
+        self._counts = None
+
+    def _count(self, before: State | None, after: State) -> None:
+        if self._counts is not None:
+            if before is not None:
+                self._counts[before.value] -= 1
+            self._counts[after.value] += 1
 
     def draft(self, draft_id: str) -> Draft | None:
         found = self._records.load_drafts(self._account_id, draft_id)
@@ -70,7 +95,10 @@ class Ledger:
 
     def insert(self, draft: Draft) -> Draft:
         """Add a new draft (as stored: another caller's, if it was added meanwhile)."""
-        return self._records.insert_draft(draft)
+        stored = self._records.insert_draft(draft)
+        if stored == draft:  # ours (the one added meanwhile was counted by its own caller)
+            self._count(None, stored.state)
+        return stored
 
     def commit(
         self,
@@ -88,6 +116,7 @@ class Ledger:
         """
         moved = advance(draft, event, self._clock())
         self._records.save_transition(draft, moved, event, use=use, accepted=accepted, spent=spent)
+        self._count(draft.state, moved.state)
         emit = self._log.warning if moved.state is State.FAILED else self._log.info
         emit(
             "draft_transition",

@@ -143,6 +143,12 @@ class AccountWorker:
     def draft(self, draft_id: str) -> Draft | None:
         return self._ledger.draft(draft_id)
 
+    def counts(self) -> dict[str, int]:
+        return self._ledger.counts()
+
+    def recount(self) -> None:
+        self._ledger.recount()
+
     def find(self, states: set[str] | None = None, since: datetime | None = None) -> list[Draft]:
         """The account's drafts in one of ``states``, changed at or after ``since``."""
         return self._ledger.find(states, since)
