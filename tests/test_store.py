@@ -10,6 +10,7 @@ import pytest
 
 from otp_bot.errors import StoreError
 from otp_bot.store.db import MIGRATIONS, Store, Watermark
+from otp_bot.store.evidence import FORGET, NEWEST_CONSUMED
 
 
 def test_watermark_survives_reopen(tmp_path: Path) -> None:
@@ -89,3 +90,19 @@ def test_failed_transaction_rolls_back(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         insert_then_fail()
     assert not store.message_seen("acc", "m1")
+
+
+@pytest.mark.parametrize(
+    ("sql", "index"), [(NEWEST_CONSUMED, "evidence_consumed"), (FORGET, "evidence_held")]
+)
+def test_the_reads_each_draft_makes_search_their_partial_index(
+    tmp_path: Path, sql: str, index: str
+) -> None:
+    """An account's e-mail rows are kept for ever: these two reads must search only the
+    rows they need (a partial index), never walk the account's whole history."""
+    store = Store(tmp_path / "state.sqlite3")
+    plan = " ".join(
+        row[3] for row in store.query(f"EXPLAIN QUERY PLAN {sql}", ("acc", "x")[: sql.count("?")])
+    )
+    store.close()
+    assert f"SEARCH evidence USING INDEX {index} (account_id=?" in plan
