@@ -29,10 +29,8 @@ _COLUMNS = (
     "created_at, updated_at"
 )
 
-# The terminal states as an SQL list (constants of ``State``, never outside input).
-# The states a draft is still under way in, spelled out for "state IN (...)": a
-# search on the (account_id, state) index that reads only the pending drafts,
-# where "NOT IN (terminal)" read every draft the account keeps (OTP_BOT_RETENTION_DAYS).
+# The states of drafts under way (constants of ``State``), for "state IN (...)": an index
+# search reading only those, where "NOT IN (terminal)" read every draft the account keeps.
 _PENDING = ", ".join(f"'{state.value}'" for state in State if state not in TERMINAL)
 
 
@@ -56,13 +54,9 @@ class DraftStore:
         return [_draft(row) for row in self._store.query(sql + " ORDER BY rowid", params)]
 
     def count_states(self, account_id: str) -> dict[str, int]:
-        """The account's drafts per state, counted on the (account_id, state) index: its
-        cost does not grow with the drafts' size, and barely with how many are kept."""
-        rows = self._store.query(
-            "SELECT state, COUNT(*) AS n FROM draft WHERE account_id=? GROUP BY state",
-            (account_id,),
-        )
-        return {row["state"]: row["n"] for row in rows}
+        """The account's drafts per state (on the index; ``Ledger.counts`` asks once)."""
+        sql = "SELECT state, COUNT(*) AS n FROM draft WHERE account_id=? GROUP BY state"
+        return {row["state"]: row["n"] for row in self._store.query(sql, (account_id,))}
 
     def find_drafts(
         self,
