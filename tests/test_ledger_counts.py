@@ -1,5 +1,6 @@
-"""The ledger's drafts per state: counted by the store once, then kept in step by every
-add and move, so that asking after each move costs nothing per draft kept."""
+"""The ledger's drafts per state and its pending drafts: read from the store once, then
+kept in step by every add and move, so that asking after each move costs nothing per
+draft kept and no read of the database."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def test_counts_follow_adds_moves_and_a_recount_after_the_retention(tmp_path: Pa
 
     def agree() -> dict[str, int]:
         assert ledger.counts() == records.count_states(ACCOUNT)
+        assert ledger.drafts(pending=True) == records.load_drafts(ACCOUNT, pending=True)
         return ledger.counts()
 
     # Kept from before this ledger (an earlier run of the daemon): counted at the first ask.
@@ -51,15 +53,21 @@ def test_counts_follow_adds_moves_and_a_recount_after_the_retention(tmp_path: Pa
     assert agree() == {"failed": 1, "publishing": 1}
     ledger.commit(moving, d.Fail("network_error"))
     assert agree() == {"failed": 2}
+    second = ledger.insert(d.new_draft(ACCOUNT, "D2", T0))
+    assert agree() == {"failed": 2, "queued": 1}
     ledger.commit(ledger.draft("old"), d.Retry())  # type: ignore[arg-type]
-    assert agree() == {"failed": 1, "queued": 1}
+    # Queued again, the old draft keeps its place: before D2, which came later.
+    assert [x.draft_id for x in ledger.drafts(pending=True)] == ["old", "D2"]
+    assert agree() == {"failed": 1, "queued": 2}
+    ledger.commit(second, d.Cancel())
+    assert agree() == {"failed": 1, "queued": 1, "cancelled": 1}
 
     # The retention deletes behind the ledger's back: it is not asked again until told.
     pruned, _events = EventStore(store).prune(
         ACCOUNT, {s.value for s in TERMINAL}, T0 + timedelta(days=1)
     )
-    assert pruned == 1
-    assert ledger.counts() == {"failed": 1, "queued": 1}
+    assert pruned == 2
+    assert ledger.counts() == {"failed": 1, "queued": 1, "cancelled": 1}
     ledger.recount()
     assert agree() == {"queued": 1}
     store.close()

@@ -7,7 +7,9 @@ its history line are saved in one short, synchronous transaction
 is logged (``draft_transition``, a warning when the draft failed) and
 reported (``WorkerHooks.changed``). Whoever commits acts on the move only
 after ``commit`` returns. Being the one way, it also keeps the account's
-drafts per state (``counts``) without asking the store again.
+drafts per state (``counts``) and its pending drafts without asking the store
+again: a step reads them several times, and each read of SQLite on the event
+loop also lets go of the GIL, which the IMAP pool's threads may then hold.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from datetime import datetime
 
 import structlog
 
-from otp_bot.solve.drafts import ACTIVE, Draft, Event, State, advance, event_name
+from otp_bot.errors import StoreError
+from otp_bot.solve.drafts import ACTIVE, TERMINAL, Draft, Event, State, advance, event_name
 from otp_bot.solve.hooks import WorkerHooks, report
 from otp_bot.solve.match import Candidate
 from otp_bot.store.drafts import DraftStore
@@ -48,10 +51,17 @@ class Ledger:
         self._hooks = hooks
         self._log = log.bind(account_id=account_id)
         self._counts: Counter[str] | None = None  # per state, once counted: kept in step
+        # The drafts not yet finished, in queue order, once read: kept in step.
+        self._pending: dict[str, Draft] | None = None
 
     def drafts(self, *, pending: bool = False) -> list[Draft]:
         """The account's drafts in queue order (``pending``: not yet terminal)."""
-        return self._records.load_drafts(self._account_id, pending=pending)
+        if not pending:
+            return self._records.load_drafts(self._account_id)
+        if self._pending is None:
+            found = self._records.load_drafts(self._account_id, pending=True)
+            self._pending = {draft.draft_id: draft for draft in found}
+        return list(self._pending.values())
 
     def counts(self) -> dict[str, int]:
         """The account's drafts per state (only the states it has).
@@ -66,14 +76,23 @@ class Ledger:
         return {state: count for state, count in self._counts.items() if count}
 
     def recount(self) -> None:
-        """Drafts went away outside the ledger (the retention): count afresh when next asked."""
+        """Drafts changed outside the ledger (the retention): read afresh when next asked."""
         self._counts = None
+        self._pending = None
 
-    def _count(self, before: State | None, after: State) -> None:
+    def _count(self, before: Draft | None, after: Draft) -> None:
         if self._counts is not None:
             if before is not None:
-                self._counts[before.value] -= 1
-            self._counts[after.value] += 1
+                self._counts[before.state.value] -= 1
+            self._counts[after.state.value] += 1
+        if self._pending is None:
+            return
+        if after.state not in TERMINAL and (before is None or before.state not in TERMINAL):
+            self._pending[after.draft_id] = after  # in place, or a new one at the queue's end
+        elif after.state in TERMINAL:
+            self._pending.pop(after.draft_id, None)
+        else:  # a finished draft queued again keeps its old place in the queue: read it anew
+            self._pending = None
 
     def draft(self, draft_id: str) -> Draft | None:
         found = self._records.load_drafts(self._account_id, draft_id)
@@ -97,7 +116,7 @@ class Ledger:
         """Add a new draft (as stored: another caller's, if it was added meanwhile)."""
         stored = self._records.insert_draft(draft)
         if stored == draft:  # ours (the one added meanwhile was counted by its own caller)
-            self._count(None, stored.state)
+            self._count(None, stored)
         return stored
 
     def commit(
@@ -115,8 +134,14 @@ class Ledger:
         ``spent``: what the answer made of the input in flight.
         """
         moved = advance(draft, event, self._clock())
-        self._records.save_transition(draft, moved, event, use=use, accepted=accepted, spent=spent)
-        self._count(draft.state, moved.state)
+        try:
+            self._records.save_transition(
+                draft, moved, event, use=use, accepted=accepted, spent=spent
+            )
+        except StoreError:
+            self.recount()  # whatever changed underneath, read it anew
+            raise
+        self._count(draft, moved)
         emit = self._log.warning if moved.state is State.FAILED else self._log.info
         emit(
             "draft_transition",
