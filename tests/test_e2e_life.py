@@ -42,6 +42,15 @@ def restart_after_kill(daemon: Daemon) -> None:
     daemon.start_ready()
 
 
+def exit_code_after(daemon: Daemon, sig: signal.Signals) -> int:
+    """Send ``sig``; the exit code, or the test fails when the daemon outlives STOP_BOUND."""
+    daemon.signal(sig)
+    try:
+        return daemon.wait(timeout=STOP_BOUND)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the daemon did not stop within {STOP_BOUND} s\n{daemon.tail()}")
+
+
 def assert_each_input_sent_under_one_key(sim: Simulator, draft_id: str) -> list[str]:
     keys: dict[str, set[str]] = {}
     for request in sim.requests(draft_id, "checkpoint"):
@@ -135,11 +144,7 @@ def test_signal_stops_within_bound_with_state_saved(stack: Stack, sig: signal.Si
     daemon.client.publish("d-term")
     before = daemon.wait_state("d-term", "awaiting_code")
     started = time.monotonic()
-    daemon.signal(sig)
-    try:
-        code = daemon.wait(timeout=STOP_BOUND)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the daemon did not stop within {STOP_BOUND} s\n{daemon.tail()}")
+    code = exit_code_after(daemon, sig)
     elapsed = time.monotonic() - started
     assert code == 0, daemon.tail()
     daemon.wait_notified("STOPPING=1", timeout=1)
@@ -200,11 +205,7 @@ def test_sigterm_with_a_hung_mail_server_still_stops_in_time(stack: Stack) -> No
     _sim, daemon = start(stack)
     assert stack.dovecot is not None
     with stack.dovecot.frozen():
-        daemon.signal(signal.SIGTERM)
-        try:
-            code = daemon.wait(timeout=STOP_BOUND)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"the daemon did not stop within {STOP_BOUND} s\n{daemon.tail()}")
+        code = exit_code_after(daemon, signal.SIGTERM)
     assert code == 0, daemon.tail()
 
 
@@ -220,9 +221,5 @@ def test_sigterm_while_the_mail_server_has_not_greeted_stops_in_time(stack: Stac
         silent.settimeout(30)
         conn, _ = silent.accept()  # the daemon's connect is under way
         with conn:
-            daemon.signal(signal.SIGTERM)
-            try:
-                code = daemon.wait(timeout=STOP_BOUND)
-            except subprocess.TimeoutExpired:
-                pytest.fail(f"the daemon did not stop within {STOP_BOUND} s\n{daemon.tail()}")
+            code = exit_code_after(daemon, signal.SIGTERM)
     assert code == 0, daemon.tail()

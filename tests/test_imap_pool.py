@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 from pathlib import Path
 
@@ -128,95 +128,79 @@ async def test_many_idle_waits_share_two_threads(dovecot: Dovecot, tmp_path: Pat
         assert pool.threads <= 2
 
 
-async def test_wake_ends_idle_and_a_waiting_call_runs_after_done(
-    dovecot: Dovecot, tmp_path: Path
-) -> None:
+@pytest.fixture
+async def lane(dovecot: Dovecot, tmp_path: Path) -> AsyncIterator[ImapLane]:
+    """A mailbox connected to Dovecot on a one-thread pool, stopped afterwards."""
+    opened = ImapLane(settings_for(dovecot, tmp_path), None, ImapPool(1))
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.stop(1.0)
+
+
+async def test_wake_ends_idle_and_a_waiting_call_runs_after_done(lane: ImapLane) -> None:
     """wake() ends a long IDLE at once (False: the server did not speak); a call made
     during the IDLE runs after DONE, so the server never sees a command inside IDLE."""
-    lane = ImapLane(settings_for(dovecot, tmp_path), None, ImapPool(1))
-    await lane.open()
-    try:
-        session = lane.require()
-        waiting = asyncio.create_task(lane.wait(3600))
-        await until(lambda: lane.waiting)
-        search = asyncio.create_task(lane.call(session.search_above, 0))
-        lane.wake()
-        assert await asyncio.wait_for(waiting, THREAD_TIMEOUT) is False
-        assert await asyncio.wait_for(search, THREAD_TIMEOUT) == []
-        assert not lane.waiting
-    finally:
-        await lane.stop(1.0)
+    session = lane.require()
+    waiting = asyncio.create_task(lane.wait(3600))
+    await until(lambda: lane.waiting)
+    search = asyncio.create_task(lane.call(session.search_above, 0))
+    lane.wake()
+    assert await asyncio.wait_for(waiting, THREAD_TIMEOUT) is False
+    assert await asyncio.wait_for(search, THREAD_TIMEOUT) == []
+    assert not lane.waiting
 
 
 async def test_the_look_for_new_mail_rides_along_with_the_end_of_idle(
-    dovecot: Dovecot, tmp_path: Path
+    dovecot: Dovecot, lane: ImapLane
 ) -> None:
     """wait_then runs its follow-up after DONE in the same pool job (one trip to a pool
     thread per wake instead of three): mail announced in IDLE comes back searched and
     fetched with the wait's answer, on a one-thread pool."""
-    lane = ImapLane(settings_for(dovecot, tmp_path), None, ImapPool(1))
-    await lane.open()
-    try:
-        session = lane.require()
-        look_new = partial(look, session, 0, 100, 1 << 20)
-        waiting = asyncio.create_task(lane.wait_then(3600, look_new))
-        await until(lambda: lane.waiting)
-        uid = dovecot.append(linkedin_message())
-        spoke, (uids, batch) = await asyncio.wait_for(waiting, THREAD_TIMEOUT)
-        assert spoke is True
-        assert uids == [uid]
-        assert [fetched.mail.uid for fetched in batch] == [uid]
-        assert batch[0].candidate
-        assert batch[0].mail.complete  # the whole message came with it
-        assert await lane.call(session.search_above, uid) == []  # out of IDLE: it answers
-    finally:
-        await lane.stop(1.0)
+    session = lane.require()
+    look_new = partial(look, session, 0, 100, 1 << 20)
+    waiting = asyncio.create_task(lane.wait_then(3600, look_new))
+    await until(lambda: lane.waiting)
+    uid = dovecot.append(linkedin_message())
+    spoke, (uids, batch) = await asyncio.wait_for(waiting, THREAD_TIMEOUT)
+    assert spoke is True
+    assert uids == [uid]
+    assert [fetched.mail.uid for fetched in batch] == [uid]
+    assert batch[0].candidate
+    assert batch[0].mail.complete  # the whole message came with it
+    assert await lane.call(session.search_above, uid) == []  # out of IDLE: it answers
 
 
-async def test_wake_before_the_wait_is_kept(dovecot: Dovecot, tmp_path: Path) -> None:
+async def test_wake_before_the_wait_is_kept(lane: ImapLane) -> None:
     """A wake() while a call runs is not lost: the next wait returns at once."""
-    lane = ImapLane(settings_for(dovecot, tmp_path), None, ImapPool(1))
-    await lane.open()
-    try:
-        lane.wake()
-        assert await asyncio.wait_for(lane.wait(3600), THREAD_TIMEOUT) is False
-    finally:
-        await lane.stop(1.0)
+    lane.wake()
+    assert await asyncio.wait_for(lane.wait(3600), THREAD_TIMEOUT) is False
 
 
 async def test_hurry_brings_the_timeout_forward_without_ending_idle(
-    dovecot: Dovecot, tmp_path: Path
+    dovecot: Dovecot, lane: ImapLane
 ) -> None:
     """hurry() (a draft started waiting for a code) leaves the IDLE under way running, so
     mail announced meanwhile ends it (True), where wake() would have ended it at once;
     with nothing announced the wait ends at the nearer timeout (False), not the hour."""
-    lane = ImapLane(settings_for(dovecot, tmp_path), None, ImapPool(1))
-    await lane.open()
-    try:
-        waiting = asyncio.create_task(lane.wait(3600))
-        await until(lambda: lane.waiting)
-        lane.hurry(0.2)
-        lane.hurry(3600)  # a later deadline never postpones a nearer one
-        assert await asyncio.wait_for(waiting, THREAD_TIMEOUT) is False
-        waiting = asyncio.create_task(lane.wait(3600))
-        await until(lambda: lane.waiting)
-        lane.hurry(THREAD_TIMEOUT)  # far beyond Dovecot's notice of the mail below
-        dovecot.append(linkedin_message())
-        assert await asyncio.wait_for(waiting, THREAD_TIMEOUT) is True
-    finally:
-        await lane.stop(1.0)
+    waiting = asyncio.create_task(lane.wait(3600))
+    await until(lambda: lane.waiting)
+    lane.hurry(0.2)
+    lane.hurry(3600)  # a later deadline never postpones a nearer one
+    assert await asyncio.wait_for(waiting, THREAD_TIMEOUT) is False
+    waiting = asyncio.create_task(lane.wait(3600))
+    await until(lambda: lane.waiting)
+    lane.hurry(THREAD_TIMEOUT)  # far beyond Dovecot's notice of the mail below
+    dovecot.append(linkedin_message())
+    assert await asyncio.wait_for(waiting, THREAD_TIMEOUT) is True
 
 
-async def test_hurry_between_waits_shortens_the_next_one(dovecot: Dovecot, tmp_path: Path) -> None:
+async def test_hurry_between_waits_shortens_the_next_one(lane: ImapLane) -> None:
     """A hurry() while no wait is under way (a call runs, say) holds for the next wait."""
-    lane = ImapLane(settings_for(dovecot, tmp_path), None, ImapPool(1))
-    await lane.open()
-    try:
-        lane.hurry(0.2)
-        assert await asyncio.wait_for(lane.wait(3600), THREAD_TIMEOUT) is False
-        assert not lane.waiting
-    finally:
-        await lane.stop(1.0)
+    lane.hurry(0.2)
+    assert await asyncio.wait_for(lane.wait(3600), THREAD_TIMEOUT) is False
+    assert not lane.waiting
 
 
 @pytest.mark.parametrize("security", ["none", "tls", "starttls"])
