@@ -80,7 +80,9 @@ class Ledger:
         self._counts = None
         self._pending = None
 
-    def _count(self, before: Draft | None, after: Draft) -> None:
+    def _follow(self, before: Draft | None, after: Draft) -> None:
+        """Keep the counts and the pending drafts in step with a draft added (``before``
+        None) or moved, as committed."""
         if self._counts is not None:
             if before is not None:
                 self._counts[before.state.value] -= 1
@@ -116,7 +118,7 @@ class Ledger:
         """Add a new draft (as stored: another caller's, if it was added meanwhile)."""
         stored = self._records.insert_draft(draft)
         if stored == draft:  # ours (the one added meanwhile was counted by its own caller)
-            self._count(None, stored)
+            self._follow(None, stored)
         return stored
 
     def commit(
@@ -141,7 +143,7 @@ class Ledger:
         except StoreError:
             self.recount()  # whatever changed underneath, read it anew
             raise
-        self._count(draft, moved)
+        self._follow(draft, moved)
         emit = self._log.warning if moved.state is State.FAILED else self._log.info
         emit(
             "draft_transition",

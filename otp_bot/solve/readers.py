@@ -92,8 +92,7 @@ class ReaderPool:
         mail waits for a running child (milliseconds) rather than for a start (about
         0.2 s, and up to a second on a busy machine). Should the start fail, the
         first mail taken sees the failure (``ReaderUnavailable``) as before."""
-        with contextlib.suppress(ReaderUnavailable):
-            await reader.start()
+        await _started(reader)
         while True:
             self._idle += 1
             try:
@@ -141,5 +140,6 @@ class ReaderPool:
 
 
 async def _started(reader: ProcessReader) -> None:
+    """Start the reader's child if it has none yet; a failure is left to its first mail."""
     with contextlib.suppress(ReaderUnavailable):
         await reader.start()
