@@ -212,6 +212,7 @@ async def test_stop_while_connecting_returns_at_once_and_drops_the_connection(
     from otp_bot.imap.watcher import MailboxWatcher
 
     listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(30)  # a watcher that never connects fails the test, not hangs it
     host, port = listener.getsockname()[:2]
     server = SimpleNamespace(host=host, port=port, user="u", password="p")
     settings = settings_for(server, tmp_path, imap_timeout=60)
