@@ -216,9 +216,9 @@ class AccountWorker:
         return held if held is not None else await self._steps.step()
 
     def _resume_report(self) -> None:
-        counts: dict[str, int] = {}
-        for draft in self._ledger.drafts():
-            counts[draft.state.value] = counts.get(draft.state.value, 0) + 1
+        """Log the drafts under way and the account's drafts per state; reads only the
+        pending drafts and the counts, not every draft the account keeps."""
+        for draft in self._ledger.drafts(pending=True):
             if draft.state in ACTIVE:
                 self._log.info(
                     "draft_resumed",
@@ -227,4 +227,4 @@ class AccountWorker:
                     checkpoint=draft.checkpoint,
                     since=draft.since.isoformat() if draft.since else None,
                 )
-        self._log.info("worker_started", drafts=counts)
+        self._log.info("worker_started", drafts=self._ledger.counts())

@@ -121,6 +121,26 @@ class Store:
             except sqlite3.Error as exc:
                 raise StoreError(f"state database read failed: {exc}") from exc
 
+    @contextmanager
+    def counted(self) -> Iterator[list[int]]:
+        """Count the database's work meanwhile, in SQLite virtual-machine steps (``[0]``
+        of the list yielded): what some work costs the database, the same on any
+        machine, so a test can hold a cost flat without timing it. Each step calls back
+        into Python while it counts: for tests and benches, never the daemon's paths."""
+        steps = [0]
+
+        def tick() -> int:
+            steps[0] += 1
+            return 0  # go on
+
+        with self._lock:
+            self._db.set_progress_handler(tick, 1)  # SQLite restarts its count per statement
+        try:
+            yield steps
+        finally:
+            with self._lock:
+                self._db.set_progress_handler(None, 0)
+
     async def durable(self) -> None:
         """Return once every write committed so far is on disk (see ``store/durable.py``)."""
         await self.sync.durable()
